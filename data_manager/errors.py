@@ -1,0 +1,128 @@
+"""Every error the product raises on purpose, with the evidence needed to act on it.
+
+    Exception
+     ├── FeedError(venue)                 a venue's feed can no longer be trusted: resync it
+     │    ├── MessageError(venue, reason, excerpt)      not JSON, or not the documented shape
+     │    ├── SequenceGap(venue, expected, got)         a sequence number was skipped
+     │    ├── ChecksumMismatch(venue, expected, computed)
+     │    ├── CrossedBook(venue, bid, ask)              best bid >= best ask after a message
+     │    ├── BadLevel(venue, side, price, size)        a non-positive price or a negative size
+     │    └── SnapshotError(venue, reason)              a REST snapshot that cannot bridge the stream
+     └── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
+
+Fields are stored so tests and the integrity report read them; `__str__` is built from them.
+`kind` is the short machine name used in logs, `--json` and fault-injection tests.
+"""
+from __future__ import annotations
+
+EXCERPT_CHARS = 160
+
+
+def excerpt(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """A single-line, bounded piece of a frame, for a log line that stays readable."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    flat = text.replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[:limit] + f"... ({len(flat)} chars)"
+
+
+class FeedError(Exception):
+    """A venue's book may be wrong from here on: the caller must resync, never patch."""
+
+    kind = "feed"
+
+    def __init__(self, venue: str) -> None:
+        super().__init__(venue)
+        self.venue = venue
+
+    def detail(self) -> str:
+        return "feed error"
+
+    def __str__(self) -> str:
+        return f"{self.venue}: {self.kind}: {self.detail()}"
+
+
+class MessageError(FeedError):
+    kind = "malformed"
+
+    def __init__(self, venue: str, reason: str, text: str | bytes = "") -> None:
+        super().__init__(venue)
+        self.reason = reason
+        self.excerpt = excerpt(text) if text else ""
+
+    def detail(self) -> str:
+        return f"{self.reason} in {self.excerpt!r}" if self.excerpt else self.reason
+
+
+class SequenceGap(FeedError):
+    kind = "gap"
+
+    def __init__(self, venue: str, expected: int, got: int) -> None:
+        super().__init__(venue)
+        self.expected = expected
+        self.got = got
+
+    def detail(self) -> str:
+        return f"expected sequence {self.expected}, got {self.got}"
+
+
+class ChecksumMismatch(FeedError):
+    kind = "checksum"
+
+    def __init__(self, venue: str, expected: int, computed: int) -> None:
+        super().__init__(venue)
+        self.expected = expected
+        self.computed = computed
+
+    def detail(self) -> str:
+        return f"venue says {self.expected}, book gives {self.computed}"
+
+
+class CrossedBook(FeedError):
+    kind = "crossed"
+
+    def __init__(self, venue: str, bid: object, ask: object) -> None:
+        super().__init__(venue)
+        self.bid = bid
+        self.ask = ask
+
+    def detail(self) -> str:
+        return f"best bid {self.bid} >= best ask {self.ask}"
+
+
+class BadLevel(FeedError):
+    kind = "bad-level"
+
+    def __init__(self, venue: str, side: object, price: object, size: object) -> None:
+        super().__init__(venue)
+        self.side = side
+        self.price = price
+        self.size = size
+
+    def detail(self) -> str:
+        return f"{self.side} level {self.price} with size {self.size}"
+
+
+class SnapshotError(FeedError):
+    kind = "snapshot"
+
+    def __init__(self, venue: str, reason: str) -> None:
+        super().__init__(venue)
+        self.reason = reason
+
+    def detail(self) -> str:
+        return self.reason
+
+
+class ConfigError(Exception):
+    """A wrong configuration value, named by its key path: one line for the user, exit 2."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        super().__init__(path, key, problem)
+        self.path = path
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = f"{self.path}: {self.key}" if self.key else self.path
+        return f"{where}: {self.problem}"

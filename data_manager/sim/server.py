@@ -1,0 +1,142 @@
+"""The machinery every simulated venue shares: a WebSocket server on 127.0.0.1, its sessions, and a pump
+that steps the venue's seeded order flow at its message rate and sends each session its frames.
+
+A venue subclass supplies only its protocol: how a session subscribes (`serve_session`), how one step of
+flow is written for one session (`frames_for`), and its true book (`true_book`) so tests can compare the
+client's book with what the venue really holds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Coroutine
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from data_manager.sim.market import Market
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimVenueSettings:
+    """What the simulator config says about one venue."""
+
+    rate: float = 20.0          # book updates per second (0: the book never moves)
+    levels: int = 300           # price levels per side at least
+    basis_bps: Decimal = Decimal(0)  # a perpetual's premium over the common spot mid
+
+
+class Session:
+    """One client connection as the simulated venue sees it."""
+
+    def __init__(self, ws: ServerConnection, number: int) -> None:
+        self.ws = ws
+        self.number = number            # 1 for the venue's first connection, 2 after a reconnect...
+        self.subscribed = False
+        self.data_sent = 0              # book data messages sent on this connection
+        self.state: dict[str, Any] = {}  # per-protocol bookkeeping (sequence numbers, depth...)
+
+    async def send(self, frame: str) -> bool:
+        try:
+            await self.ws.send(frame)
+            return True
+        except ConnectionClosed:
+            return False
+
+
+class SimVenue:
+    """A venue server: subclass it per protocol."""
+
+    name = ""
+    path = "/"
+
+    def __init__(self, market: Market, seed: int, settings: SimVenueSettings, host: str = "127.0.0.1") -> None:
+        self.market = market
+        self.settings = settings
+        self.host = host
+        self.rng = random.Random(f"{self.name}-{seed}")
+        self.sessions: set[Session] = set()
+        self.connections = 0
+        self.elapsed = 0.0              # simulated seconds of flow so far
+        self._server = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await serve(self._handle, self.host, 0, max_size=None, compression=None)
+        if self.settings.rate > 0:
+            self.spawn(self._pump())
+        log.info("%s simulator listening on %s", self.name, self.ws_url)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+    def mid(self) -> Decimal:
+        return self.market.mid_at(self.elapsed)
+
+    # --- the flow ---------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        interval = 1 / self.settings.rate
+        while True:
+            await asyncio.sleep(interval)
+            self.elapsed += interval
+            change = self.step()
+            for session in list(self.sessions):
+                if session.subscribed:
+                    await self.send_frames(session, self.frames_for(session, change))
+
+    async def send_frames(self, session: Session, frames: list[str]) -> None:
+        for frame in frames:
+            if not await session.send(frame):
+                self.sessions.discard(session)
+                return
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        session = Session(ws, self.connections)
+        self.sessions.add(session)
+        try:
+            await self.serve_session(session)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+
+    # --- what a venue implements ------------------------------------------------------------
+    def step(self) -> Any:
+        """Advance the venue's flow by one update; return what `frames_for` needs to write it."""
+        raise NotImplementedError
+
+    def frames_for(self, session: Session, change: Any) -> list[str]:
+        raise NotImplementedError
+
+    async def serve_session(self, session: Session) -> None:
+        """Speak the venue's protocol on one connection until it closes."""
+        raise NotImplementedError
+
+    def true_book(self) -> dict[str, list[tuple[Decimal, Decimal]]]:
+        """{'bid': [(price, size)...], 'ask': [...]} best first, in the venue's own units."""
+        raise NotImplementedError
