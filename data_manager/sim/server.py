@@ -22,6 +22,19 @@ from data_manager.sim.market import Market
 log = logging.getLogger(__name__)
 
 
+FAULT_KINDS = ("gap", "checksum", "drop", "duplicate", "disconnect", "silence", "crossed", "garbage",
+               "slow-snapshot")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Break the feed once: `kind` after the `after`-th data message of connection number `connection`."""
+
+    kind: str
+    after: int = 5
+    connection: int = 1
+
+
 @dataclass(frozen=True)
 class SimVenueSettings:
     """What the simulator config says about one venue."""
@@ -29,6 +42,7 @@ class SimVenueSettings:
     rate: float = 20.0          # book updates per second (0: the book never moves)
     levels: int = 300           # price levels per side at least
     basis_bps: Decimal = Decimal(0)  # a perpetual's premium over the common spot mid
+    faults: tuple[FaultPlan, ...] = ()
 
 
 class Session:
@@ -39,6 +53,7 @@ class Session:
         self.number = number            # 1 for the venue's first connection, 2 after a reconnect...
         self.subscribed = False
         self.data_sent = 0              # book data messages sent on this connection
+        self.silenced = False           # the "silence" fault: nothing more is sent, socket kept open
         self.state: dict[str, Any] = {}  # per-protocol bookkeeping (sequence numbers, depth...)
 
     async def send(self, frame: str) -> bool:
@@ -105,8 +120,40 @@ class SimVenue:
             self.elapsed += interval
             change = self.step()
             for session in list(self.sessions):
-                if session.subscribed:
-                    await self.send_frames(session, self.frames_for(session, change))
+                if session.subscribed and not session.silenced:
+                    await self._send_step(session, change)
+
+    async def _send_step(self, session: Session, change: Any) -> None:
+        frames = self.frames_for(session, change)
+        session.data_sent += 1
+        fault = self._due_fault(session)
+        if fault is not None:
+            log.info("%s simulator: injecting %s on connection %d after message %d",
+                     self.name, fault.kind, session.number, session.data_sent)
+            frames = self.inject(session, fault.kind, frames)
+        await self.send_frames(session, frames)
+        if fault is not None and fault.kind == "disconnect":
+            await session.ws.close()
+
+    def _due_fault(self, session: Session) -> FaultPlan | None:
+        for fault in self.settings.faults:
+            if fault.connection == session.number and fault.after == session.data_sent:
+                return fault
+        return None
+
+    def inject(self, session: Session, kind: str, frames: list[str]) -> list[str]:
+        """Turn one step's frames into the faulty ones. Generic kinds here; a venue adds its own
+        (gap, checksum, crossed, drop, slow-snapshot) by overriding and calling super()."""
+        if kind == "garbage":
+            return frames + ['{"this is not": json']
+        if kind == "duplicate":
+            return frames + frames
+        if kind == "silence":
+            session.silenced = True  # no data and no heartbeats from now on, socket kept open
+            return []
+        if kind == "disconnect":
+            return frames
+        raise ValueError(f"{self.name} simulator cannot inject {kind!r}")
 
     async def send_frames(self, session: Session, frames: list[str]) -> None:
         for frame in frames:
