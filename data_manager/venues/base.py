@@ -152,6 +152,15 @@ class VenueProcessor:
             return None
         return (self.clock() if now is None else now) - self.last_data
 
+    def check_age(self, now: float, max_age: float) -> bool:
+        """The stale-data watchdog, separate from socket liveness: True when the book just went stale."""
+        age = self.age(now)
+        if self.state is BookState.LIVE and age is not None and age > max_age:
+            self.state = BookState.STALE
+            log.warning("%s: stale: no data or heartbeat for %.1f s (max_age %.1f s)", self.venue, age, max_age)
+            return True
+        return False
+
     # --- helpers for subclasses -------------------------------------------------------------
     def touch(self) -> None:
         """Data or a heartbeat arrived: the feed is alive."""

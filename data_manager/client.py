@@ -1,0 +1,245 @@
+"""The asyncio shell: one receive task per venue, each driving its own sans-I/O processor.
+
+Per venue: (token request) -> connect -> reset the processor -> subscribe -> for every frame:
+`processor.receive(text)`, send what it asks to send, fetch the snapshot it asks for (in the background, so
+deltas keep arriving and are buffered meanwhile). A `FeedError` is logged in one line; the processor either
+resyncs on the same connection (KuMEX refetches its snapshot) or the connection is dropped and made again.
+Connection failures back off exponentially with jitter and a cap, forever; one venue failing never touches
+the others (each task catches its own errors; nothing is gathered with sibling cancellation).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Iterable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from data_manager.errors import FeedError, MessageError
+from data_manager.venues.base import BookState, HttpRequest, VenueProcessor
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 16 * 2**20   # Coinbase's BTC-USD snapshot is one frame of several MB
+HTTP_TIMEOUT = 10.0
+TIMER_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter and a cap: base * 2**attempt, at most `cap` seconds."""
+
+    base: float = 0.5
+    cap: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0.5, 1.0) * min(self.cap, self.base * 2 ** min(attempt, 30))
+
+
+class _Reconnect(Exception):
+    """Raised inside a session when the feed must be rebuilt on a new connection."""
+
+
+class VenueFeed:
+    """Keeps one venue's processor fed, forever, through faults and reconnects."""
+
+    def __init__(self, processor: VenueProcessor, url: str, max_age: float, backoff: Backoff = Backoff()) -> None:
+        self.processor = processor
+        self.name = processor.venue
+        self.url = url
+        self.max_age = max_age
+        self.backoff = backoff
+        self.ready = asyncio.Event()
+        self.last_error: str | None = None   # the latest reason the venue was not reachable
+        self.connects = 0
+        self._rng = random.Random()
+        self._snapshot_task: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            went_live = False
+            try:
+                went_live = await self._session()
+            except asyncio.CancelledError:
+                raise
+            except _Reconnect:
+                pass
+            except Exception as exc:  # one venue's failure is logged and retried, never propagated
+                self.last_error = _describe(exc, self.url)
+                log.warning("%s: %s", self.name, self.last_error)
+            self._update_ready()
+            attempt = 0 if went_live else attempt + 1
+            delay = 0.0 if went_live else self.backoff.delay(attempt, self._rng)
+            if self.processor.state is not BookState.RESYNCING:
+                self.processor.state = BookState.CONNECTING
+            log.info("%s: reconnecting in %.1f s", self.name, delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> bool:
+        """One connection's life. Returns whether the book went live on it."""
+        url = await self._connect_url()
+        async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=1) as ws:
+            self.connects += 1
+            self.last_error = None
+            self.processor.reset()
+            log.info("%s: connected to %s", self.name, url.split("?")[0])
+            await self._send(ws, self.processor.subscribe_messages())
+            timer = asyncio.create_task(self._timer(ws))
+            went_live = False
+            try:
+                async for frame in ws:
+                    text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+                    self._guarded(self.processor.receive, text)
+                    await self._after_receive(ws)
+                    went_live = went_live or self.processor.live
+            except ConnectionClosed as exc:
+                self.last_error = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+                log.warning("%s: %s", self.name, self.last_error)
+            finally:
+                timer.cancel()
+                self._cancel_snapshot()
+                self._update_ready()
+            if self.last_error is None:
+                self.last_error = "connection closed by the venue"
+            return went_live
+
+    async def _connect_url(self) -> str:
+        request = self.processor.token_request()
+        if request is None:
+            return self.processor.connect_url(self.url)
+        body = await _http(request)
+        return self.processor.connect_url(self.url, body)
+
+    def _guarded(self, apply, text: str) -> None:
+        """Run one processor step; a feed fault resyncs in place or asks for a new connection."""
+        try:
+            apply(text)
+        except FeedError as exc:
+            in_place = self.processor.fault(exc)
+            self._update_ready()
+            if not in_place:
+                raise _Reconnect() from exc
+            self._cancel_snapshot()
+
+    async def _after_receive(self, ws: ClientConnection) -> None:
+        self._update_ready()
+        outbox = self.processor.take_outbox()
+        if outbox:
+            await self._send(ws, outbox)
+        if self._snapshot_task is None:
+            request = self.processor.snapshot_request()
+            if request is not None:
+                self._snapshot_task = asyncio.create_task(self._fetch_snapshot(request))
+
+    async def _fetch_snapshot(self, request: HttpRequest) -> None:
+        try:
+            body = await _http(request)
+        except (OSError, urllib.error.URLError) as exc:
+            log.warning("%s: snapshot request failed: %s", self.name, exc)
+            await asyncio.sleep(1.0)
+            body = None
+        self._snapshot_task = None
+        if body is not None:
+            try:
+                self._guarded(self.processor.load_snapshot, body)
+            except _Reconnect:
+                log.warning("%s: snapshot unusable; reconnecting", self.name)
+        self._update_ready()
+
+    def _cancel_snapshot(self) -> None:
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+            self._snapshot_task = None
+
+    async def _timer(self, ws: ClientConnection) -> None:
+        """Venue pings, time-based processor decisions and the stale-data watchdog."""
+        next_ping = time.monotonic() + (self.processor.ping_interval or 0)
+        while True:
+            await asyncio.sleep(TIMER_SECONDS)
+            now = self.processor.clock()
+            self.processor.on_timer(now)
+            if self.processor.check_age(now, self.max_age):
+                self._update_ready()
+            age = self.processor.age(now)
+            if self.processor.state is BookState.STALE and age is not None and age > 2 * self.max_age:
+                self.last_error = f"no data for {age:.0f} s while the socket looked open"
+                await ws.close()
+                return
+            if self.processor.ping_interval and time.monotonic() >= next_ping:
+                next_ping = time.monotonic() + self.processor.ping_interval
+                await self._send(ws, [self.processor.ping_message()])
+            await self._send(ws, self.processor.take_outbox())
+
+    async def _send(self, ws: ClientConnection, frames: Iterable[str | None]) -> None:
+        for frame in frames:
+            if frame is not None:
+                await ws.send(frame)
+
+    def _update_ready(self) -> None:
+        if self.processor.live:
+            self.ready.set()
+        else:
+            self.ready.clear()
+
+
+async def _http(request: HttpRequest) -> str:
+    """Blocking urllib in a worker thread: the receive loop keeps buffering meanwhile."""
+
+    def call() -> str:
+        req = urllib.request.Request(request.url, data=request.body, method=request.method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as response:
+                return response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:  # the body still says why (KuCoin puts a code in it)
+            return exc.read().decode("utf-8", "replace")
+
+    return await asyncio.to_thread(call)
+
+
+def _describe(exc: BaseException, url: str) -> str:
+    """One line a trader understands: which address, and why it failed."""
+    host = url.split("//", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    if isinstance(exc, (OSError, urllib.error.URLError)):
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        return f"cannot reach {host}: {reason}"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return f"cannot reach {host}: timed out"
+    if isinstance(exc, (InvalidHandshake, InvalidURI)):
+        return f"{host} refused the WebSocket connection: {exc}"
+    if isinstance(exc, MessageError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class DataManager:
+    """Starts one task per venue and answers "which books are ready"."""
+
+    def __init__(self, feeds: list[VenueFeed]) -> None:
+        self.feeds = {feed.name: feed for feed in feeds}
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(feed.run(), name=f"feed-{name}") for name, feed in self.feeds.items()]
+
+    async def wait_ready(self, timeout: float) -> dict[str, bool]:
+        """Wait until every venue's book is live, or `timeout` seconds; report each venue."""
+        waits = [asyncio.create_task(feed.ready.wait()) for feed in self.feeds.values()]
+        try:
+            await asyncio.wait(waits, timeout=timeout)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return {name: feed.processor.live for name, feed in self.feeds.items()}
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
