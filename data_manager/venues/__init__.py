@@ -1,0 +1,1 @@
+"""Sans-I/O venue processors: native text frames in, book changes out."""
