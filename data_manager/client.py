@@ -60,6 +60,7 @@ class VenueFeed:
         self.connects = 0
         self._rng = random.Random()
         self._snapshot_task: asyncio.Task | None = None
+        self._ws: ClientConnection | None = None
 
     async def run(self) -> None:
         attempt = 0
@@ -87,6 +88,7 @@ class VenueFeed:
         url = await self._connect_url()
         async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=1) as ws:
             self.connects += 1
+            self._ws = ws
             self.last_error = None
             self.processor.reset()
             log.info("%s: connected to %s", self.name, url.split("?")[0])
@@ -151,6 +153,8 @@ class VenueFeed:
                 self._guarded(self.processor.load_snapshot, body)
             except _Reconnect:
                 log.warning("%s: snapshot unusable; reconnecting", self.name)
+                if self._ws is not None:
+                    await self._ws.close()
         self._update_ready()
 
     def _cancel_snapshot(self) -> None:

@@ -78,6 +78,7 @@ class SimVenue:
         self.sessions: set[Session] = set()
         self.connections = 0
         self.elapsed = 0.0              # simulated seconds of flow so far
+        self.paused = False             # tests pause the flow to compare books at a quiet moment
         self._server = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -117,6 +118,8 @@ class SimVenue:
         interval = 1 / self.settings.rate
         while True:
             await asyncio.sleep(interval)
+            if self.paused:
+                continue
             self.elapsed += interval
             change = self.step()
             for session in list(self.sessions):
