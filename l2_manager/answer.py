@@ -79,7 +79,7 @@ def venue_status(processor: VenueProcessor, now: float, unreachable: str | None 
 
 def _checks(processor: VenueProcessor) -> dict:
     integrity = processor.integrity
-    checks: dict = {"messages_since_snapshot": integrity.messages}
+    checks: dict = {"messages": integrity.messages}
     if integrity.checksums_verified:
         checks["checksums_verified"] = integrity.checksums_verified
     if integrity.first_sequence is not None:

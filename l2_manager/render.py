@@ -57,10 +57,10 @@ def summary_line(answer: Answer) -> Text:
                 style=STYLES["summary"])
 
 
-def _result_line(depletion: Depletion) -> str:
-    return (f"filled {size(depletion.filled)} BTC of {depletion.requested} · VWAP {price(depletion.vwap)} · "
-            f"best {price(depletion.best_price)} · worst {price(depletion.worst_price)} · "
-            f"slippage {bps(depletion.slippage_bps)}")
+def _result_lines(depletion: Depletion) -> list[str]:
+    return [f"filled {size(depletion.filled)} of {depletion.requested} BTC · VWAP {price(depletion.vwap)} · "
+            f"slippage {bps(depletion.slippage_bps)}",
+            f"best {price(depletion.best_price)} · worst {price(depletion.worst_price)}"]
 
 
 def _shortfall_line(depletion: Depletion) -> str:
@@ -106,7 +106,8 @@ def _add_result(tree: Tree, depletion: Depletion | None, max_levels: int, with_v
     if depletion is None or not depletion.fills:
         tree.add(Text("no levels on this side of the book", style=STYLES["shortfall"]))
         return
-    tree.add(Text(_result_line(depletion), style=STYLES["result"] if style != STYLES["excluded"] else style))
+    for line in _result_lines(depletion):
+        tree.add(Text(line, style=STYLES["result"] if style != STYLES["excluded"] else style))
     if not depletion.complete:
         tree.add(Text(_shortfall_line(depletion), style=STYLES["shortfall"]))
     _levels_node(tree, depletion, max_levels, with_venue, style)
@@ -114,14 +115,17 @@ def _add_result(tree: Tree, depletion: Depletion | None, max_levels: int, with_v
 
 def _status_header(status: VenueStatus) -> Text:
     parts = [status.name, status.book_kind, status.state]
-    parts.append(f"{status.depth.get('bid', 0)}/{status.depth.get('ask', 0)} levels")
-    for key, value in status.checks.items():
-        parts.append(f"{key.replace('_', ' ')} {value}")
     if status.age_ms is not None:
         parts.append(f"age {status.age_ms} ms")
-    parts.append(f"resyncs {status.resyncs}")
+    parts.append(plural(status.resyncs, "resync"))
     style = STYLES["venue"] if status.included else STYLES["excluded"]
     return Text(" · ".join(parts), style=style)
+
+
+def _checks_line(status: VenueStatus) -> Text:
+    parts = [f"book {status.depth.get('bid', 0)} bids / {status.depth.get('ask', 0)} asks"]
+    parts += [f"{key.replace('_', ' ')} {value}" for key, value in status.checks.items()]
+    return Text("checks: " + " · ".join(parts), style=STYLES["note"])
 
 
 def venue_tree(status: VenueStatus, depletion: Depletion | None, side_style: str,
@@ -131,6 +135,7 @@ def venue_tree(status: VenueStatus, depletion: Depletion | None, side_style: str
         tree.add(Text(f"EXCLUDED from the merged book: {status.reason}", style=STYLES["warning"]))
         if depletion is None:
             return tree
+    tree.add(_checks_line(status))
     for note in status.notes:
         tree.add(Text(note, style=STYLES["note"]))
     if status.last_fault:

@@ -26,20 +26,25 @@ def _answer() -> Answer:
 
 EXPECTED = """\
 SELL 4.5 BTC · consumes bids · 1/2 venues live · source sim · 00:00:00 UTC
-alpha · L2 · live · 3/0 levels · checksums verified 3 · age 12 ms · resyncs 0
-├── filled 4.50000000 BTC of 4.5 · VWAP 98.89 · best 100.00 · worst 98.00 · slippage 111.11 bps
+alpha · L2 · live · age 12 ms · 0 resyncs
+├── checks: book 3 bids / 0 asks · checksums verified 3
+├── filled 4.50000000 of 4.5 BTC · VWAP 98.89 · slippage 111.11 bps
+├── best 100.00 · worst 98.00
 └── 3 levels   price      size taken       cumulative  running VWAP
     ├──       100.00      1.00000000       1.00000000        100.00
     ├── ... 1 more level (all of them in --json) ...
     └──        98.00      1.50000000       4.50000000         98.89
-beta · L2 · stale · 1/0 levels · age 20000 ms · resyncs 0
+beta · L2 · stale · age 20000 ms · 0 resyncs
 ├── EXCLUDED from the merged book: book is stale
-├── filled 0.50000000 BTC of 4.5 · VWAP 99.50 · best 99.50 · worst 99.50 · slippage 0.00 bps
+├── checks: book 1 bids / 0 asks
+├── filled 0.50000000 of 4.5 BTC · VWAP 99.50 · slippage 0.00 bps
+├── best 99.50 · worst 99.50
 ├── SHORTFALL 4.00000000 BTC: the book ran out after 1 level
 └── 1 level    price      size taken       cumulative  running VWAP
     └──        99.50      0.50000000       0.50000000         99.50
 merged book · 1 live venue: alpha
-├── filled 4.50000000 BTC of 4.5 · VWAP 98.89 · best 100.00 · worst 98.00 · slippage 111.11 bps
+├── filled 4.50000000 of 4.5 BTC · VWAP 98.89 · slippage 111.11 bps
+├── best 100.00 · worst 98.00
 └── 3 levels   price      size taken       cumulative  running VWAP  venue
     ├──       100.00      1.00000000       1.00000000        100.00  alpha
     ├── ... 1 more level (all of them in --json) ...

@@ -28,9 +28,9 @@ class FlowSpec:
 
 
 def _draw_lots(rng: random.Random, lot: Decimal) -> int:
-    """A BTC size in lots: mostly small orders, some medium, a few large (0.0001 to ~10 BTC)."""
+    """A BTC size in lots: mostly small orders, some medium, a few large (0.0001 to 5 BTC)."""
     roll = rng.random()
-    btc = rng.uniform(0.0001, 0.2) if roll < 0.7 else rng.uniform(0.2, 2.0) if roll < 0.95 else rng.uniform(2, 10)
+    btc = rng.uniform(0.0001, 0.1) if roll < 0.7 else rng.uniform(0.1, 1.0) if roll < 0.95 else rng.uniform(1, 5)
     return max(1, int(Decimal(str(round(btc, 8))) / lot))
 
 
