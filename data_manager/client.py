@@ -60,7 +60,6 @@ class VenueFeed:
         self.connects = 0
         self._rng = random.Random()
         self._snapshot_task: asyncio.Task | None = None
-        self._ws: ClientConnection | None = None
 
     async def run(self) -> None:
         attempt = 0
@@ -88,7 +87,6 @@ class VenueFeed:
         url = await self._connect_url()
         async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=1) as ws:
             self.connects += 1
-            self._ws = ws
             self.last_error = None
             self.processor.reset()
             log.info("%s: connected to %s", self.name, url.split("?")[0])
@@ -116,7 +114,9 @@ class VenueFeed:
         request = self.processor.token_request()
         if request is None:
             return self.processor.connect_url(self.url)
-        body = await _http(request)
+        status, body = await _http(request)
+        if status != 200:
+            raise MessageError(self.name, f"token request answered HTTP {status}", body)
         return self.processor.connect_url(self.url, body)
 
     def _guarded(self, apply, text: str) -> None:
@@ -131,6 +131,7 @@ class VenueFeed:
             self._cancel_snapshot()
 
     async def _after_receive(self, ws: ClientConnection) -> None:
+        """Send what the processor queued and start the snapshot fetch it asks for, if any."""
         self._update_ready()
         outbox = self.processor.take_outbox()
         if outbox:
@@ -138,24 +139,25 @@ class VenueFeed:
         if self._snapshot_task is None:
             request = self.processor.snapshot_request()
             if request is not None:
-                self._snapshot_task = asyncio.create_task(self._fetch_snapshot(request))
+                self._snapshot_task = asyncio.create_task(self._fetch_snapshot(ws, request))
 
-    async def _fetch_snapshot(self, request: HttpRequest) -> None:
+    async def _fetch_snapshot(self, ws: ClientConnection, request: HttpRequest) -> None:
         try:
-            body = await _http(request)
+            status, body = await _http(request)
         except (OSError, urllib.error.URLError) as exc:
-            log.warning("%s: snapshot request failed: %s", self.name, exc)
-            await asyncio.sleep(1.0)
-            body = None
+            status, body = 0, str(exc)
         self._snapshot_task = None
-        if body is not None:
+        if status != 200:
+            log.warning("%s: snapshot request answered %s: %s", self.name, status or "nothing", body[:120])
+            self.processor.snapshot_failed(status, body)
+        else:
             try:
                 self._guarded(self.processor.load_snapshot, body)
             except _Reconnect:
                 log.warning("%s: snapshot unusable; reconnecting", self.name)
-                if self._ws is not None:
-                    await self._ws.close()
-        self._update_ready()
+                await ws.close()
+                return
+        await self._after_receive(ws)
 
     def _cancel_snapshot(self) -> None:
         if self._snapshot_task is not None:
@@ -179,7 +181,7 @@ class VenueFeed:
             if self.processor.ping_interval and time.monotonic() >= next_ping:
                 next_ping = time.monotonic() + self.processor.ping_interval
                 await self._send(ws, [self.processor.ping_message()])
-            await self._send(ws, self.processor.take_outbox())
+            await self._after_receive(ws)
 
     async def _send(self, ws: ClientConnection, frames: Iterable[str | None]) -> None:
         for frame in frames:
@@ -193,17 +195,17 @@ class VenueFeed:
             self.ready.clear()
 
 
-async def _http(request: HttpRequest) -> str:
+async def _http(request: HttpRequest) -> tuple[int, str]:
     """Blocking urllib in a worker thread: the receive loop keeps buffering meanwhile."""
 
-    def call() -> str:
+    def call() -> tuple[int, str]:
         req = urllib.request.Request(request.url, data=request.body, method=request.method,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as response:
-                return response.read().decode("utf-8", "replace")
+                return response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:  # the body still says why (KuCoin puts a code in it)
-            return exc.read().decode("utf-8", "replace")
+            return exc.code, exc.read().decode("utf-8", "replace")
 
     return await asyncio.to_thread(call)
 

@@ -122,9 +122,12 @@ def _status_header(status: VenueStatus) -> Text:
     return Text(" · ".join(parts), style=style)
 
 
+CHECK_LABELS = {"messages": "{} msgs", "checksums_verified": "{} checksums ok", "sequence_contiguous": "seq {} gap-free"}
+
+
 def _checks_line(status: VenueStatus) -> Text:
-    parts = [f"book {status.depth.get('bid', 0)} bids / {status.depth.get('ask', 0)} asks"]
-    parts += [f"{key.replace('_', ' ')} {value}" for key, value in status.checks.items()]
+    parts = [f"book {status.depth.get('bid', 0)}/{status.depth.get('ask', 0)} levels"]
+    parts += [CHECK_LABELS.get(key, key + " {}").format(value) for key, value in status.checks.items()]
     return Text("checks: " + " · ".join(parts), style=STYLES["note"])
 
 

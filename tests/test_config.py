@@ -24,7 +24,7 @@ def test_the_shipped_config_loads():
     assert [v.name for v in config.enabled] == ["kraken", "gemini", "coinbase", "kumex"]
     assert config.venues["kraken"].depth == 1000
     assert config.venues["kumex"].contract_value == Decimal(1) and config.venues["kumex"].sizes == "contracts"
-    assert config.simulator.venues["kumex"].basis_bps == Decimal(4)
+    assert config.simulator.venues["kumex"].basis_bps == Decimal(1)
 
 
 @pytest.mark.parametrize("mutate, message", [

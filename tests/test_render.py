@@ -27,7 +27,7 @@ def _answer() -> Answer:
 EXPECTED = """\
 SELL 4.5 BTC · consumes bids · 1/2 venues live · source sim · 00:00:00 UTC
 alpha · L2 · live · age 12 ms · 0 resyncs
-├── checks: book 3 bids / 0 asks · checksums verified 3
+├── checks: book 3/0 levels · 3 checksums ok
 ├── filled 4.50000000 of 4.5 BTC · VWAP 98.89 · slippage 111.11 bps
 ├── best 100.00 · worst 98.00
 └── 3 levels   price      size taken       cumulative  running VWAP
@@ -36,7 +36,7 @@ alpha · L2 · live · age 12 ms · 0 resyncs
     └──        98.00      1.50000000       4.50000000         98.89
 beta · L2 · stale · age 20000 ms · 0 resyncs
 ├── EXCLUDED from the merged book: book is stale
-├── checks: book 1 bids / 0 asks
+├── checks: book 1/0 levels
 ├── filled 0.50000000 of 4.5 BTC · VWAP 99.50 · slippage 0.00 bps
 ├── best 99.50 · worst 99.50
 ├── SHORTFALL 4.00000000 BTC: the book ran out after 1 level

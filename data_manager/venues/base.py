@@ -129,6 +129,9 @@ class VenueProcessor:
     def load_snapshot(self, text: str) -> None:
         raise NotImplementedError(f"{self.venue} takes its snapshot from the stream")
 
+    def snapshot_failed(self, status: int, text: str = "") -> None:
+        """The snapshot request got HTTP `status` (0: no answer); the processor decides what next."""
+
     ping_interval: float | None = None
 
     def ping_message(self) -> str | None:
