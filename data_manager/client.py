@@ -114,7 +114,10 @@ class VenueFeed:
         request = self.processor.token_request()
         if request is None:
             return self.processor.connect_url(self.url)
-        status, body = await _http(request)
+        try:
+            status, body = await _http(request)
+        except (OSError, urllib.error.URLError) as exc:
+            raise ConnectionError(_describe(exc, request.url)) from exc
         if status != 200:
             raise MessageError(self.name, f"token request answered HTTP {status}", body)
         return self.processor.connect_url(self.url, body)
@@ -213,11 +216,13 @@ async def _http(request: HttpRequest) -> tuple[int, str]:
 def _describe(exc: BaseException, url: str) -> str:
     """One line a trader understands: which address, and why it failed."""
     host = url.split("//", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-    if isinstance(exc, (OSError, urllib.error.URLError)):
-        reason = getattr(exc, "reason", None) or exc.strerror or exc
-        return f"cannot reach {host}: {reason}"
+    if isinstance(exc, ConnectionError) and exc.args and str(exc.args[0]).startswith("cannot reach"):
+        return str(exc.args[0])  # already described (the token request names its own host)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return f"cannot reach {host}: timed out"
+    if isinstance(exc, (OSError, urllib.error.URLError)):
+        reason = getattr(exc, "reason", None) or exc
+        return f"cannot reach {host}: {getattr(reason, 'strerror', None) or reason}"
     if isinstance(exc, (InvalidHandshake, InvalidURI)):
         return f"{host} refused the WebSocket connection: {exc}"
     if isinstance(exc, MessageError):
