@@ -122,12 +122,16 @@ def _status_header(status: VenueStatus) -> Text:
     return Text(" · ".join(parts), style=style)
 
 
-CHECK_LABELS = {"messages": "{} msgs", "checksums_verified": "{} checksums ok", "sequence_contiguous": "seq {} gap-free"}
+CHECK_LABELS = {
+    "messages": lambda n: plural(n, "msg"),
+    "checksums_verified": lambda n: f"{n} checksums ok",
+    "sequence_contiguous": lambda span: f"seq {span} gap-free",
+}
 
 
 def _checks_line(status: VenueStatus) -> Text:
     parts = [f"book {status.depth.get('bid', 0)}/{status.depth.get('ask', 0)} levels"]
-    parts += [CHECK_LABELS.get(key, key + " {}").format(value) for key, value in status.checks.items()]
+    parts += [CHECK_LABELS.get(key, lambda v, k=key: f"{k} {v}")(value) for key, value in status.checks.items()]
     return Text("checks: " + " · ".join(parts), style=STYLES["note"])
 
 
