@@ -21,7 +21,7 @@ from typing import Iterable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from data_manager.errors import FeedError, MessageError
+from data_manager.errors import ConnectionLost, FeedError, MessageError, StaleFeed
 from data_manager.venues.base import BookState, HttpRequest, VenueProcessor
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 16 * 2**20   # Coinbase's BTC-USD snapshot is one frame of several MB
 HTTP_TIMEOUT = 10.0
 TIMER_SECONDS = 0.5
+HEALTHY_SECONDS = 5.0          # live this long before a disconnect earns an immediate reconnect
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,15 @@ class VenueFeed:
         self.connects = 0
         self._rng = random.Random()
         self._snapshot_task: asyncio.Task | None = None
+        self._live_since: float | None = None   # when the book went live on this connection
+        self._closed_by_us = False              # a close we chose is not reported as the venue's fault
 
     async def run(self) -> None:
         attempt = 0
         while True:
-            went_live = False
+            self._live_since = None
             try:
-                went_live = await self._session()
+                await self._session()
             except asyncio.CancelledError:
                 raise
             except _Reconnect:
@@ -75,40 +78,42 @@ class VenueFeed:
                 self.last_error = _describe(exc, self.url)
                 log.warning("%s: %s", self.name, self.last_error)
             self._update_ready()
-            attempt = 0 if went_live else attempt + 1
-            delay = 0.0 if went_live else self.backoff.delay(attempt, self._rng)
+            # A connection that stayed live for a while earns an immediate reconnect; a venue that keeps
+            # failing, or faults again right after each snapshot, backs off so it never spins.
+            healthy = self._live_since is not None and time.monotonic() - self._live_since >= HEALTHY_SECONDS
+            attempt = 0 if healthy else attempt + 1
+            delay = self.backoff.delay(attempt, self._rng) if attempt else 0.0
             if self.processor.state is not BookState.RESYNCING:
                 self.processor.state = BookState.CONNECTING
             log.info("%s: reconnecting in %.1f s", self.name, delay)
             await asyncio.sleep(delay)
 
-    async def _session(self) -> bool:
-        """One connection's life. Returns whether the book went live on it."""
+    async def _session(self) -> None:
+        """One connection's life, from the token request to the socket's close."""
         url = await self._connect_url()
         async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=1) as ws:
             self.connects += 1
             self.last_error = None
+            self._closed_by_us = False
             self.processor.reset()
             log.info("%s: connected to %s", self.name, url.split("?")[0])
             await self._send(ws, self.processor.subscribe_messages())
             timer = asyncio.create_task(self._timer(ws))
-            went_live = False
             try:
                 async for frame in ws:
                     text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
                     self._guarded(self.processor.receive, text)
                     await self._after_receive(ws)
-                    went_live = went_live or self.processor.live
+                reason = "the venue closed the connection"
             except ConnectionClosed as exc:
-                self.last_error = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
-                log.warning("%s: %s", self.name, self.last_error)
+                reason = f"connection lost ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             finally:
                 timer.cancel()
                 self._cancel_snapshot()
                 self._update_ready()
-            if self.last_error is None:
-                self.last_error = "connection closed by the venue"
-            return went_live
+            self.last_error = self.last_error or reason
+            if not self._closed_by_us:
+                self.processor.fault(ConnectionLost(self.name, reason))
 
     async def _connect_url(self) -> str:
         request = self.processor.token_request()
@@ -131,7 +136,8 @@ class VenueFeed:
             self._update_ready()
             if not in_place:
                 raise _Reconnect() from exc
-            self._cancel_snapshot()
+            # In place: a snapshot already on its way is kept; the processor judges by its sequence
+            # whether it bridges the new buffer.
 
     async def _after_receive(self, ws: ClientConnection) -> None:
         """Send what the processor queued and start the snapshot fetch it asks for, if any."""
@@ -158,6 +164,7 @@ class VenueFeed:
                 self._guarded(self.processor.load_snapshot, body)
             except _Reconnect:
                 log.warning("%s: snapshot unusable; reconnecting", self.name)
+                self._closed_by_us = True
                 await ws.close()
                 return
         await self._after_receive(ws)
@@ -178,7 +185,10 @@ class VenueFeed:
                 self._update_ready()
             age = self.processor.age(now)
             if self.processor.state is BookState.STALE and age is not None and age > 2 * self.max_age:
-                self.last_error = f"no data for {age:.0f} s while the socket looked open"
+                error = StaleFeed(self.name, age, self.max_age)
+                self.last_error = error.detail()
+                self.processor.fault(error)
+                self._closed_by_us = True
                 await ws.close()
                 return
             if self.processor.ping_interval and time.monotonic() >= next_ping:
@@ -193,6 +203,8 @@ class VenueFeed:
 
     def _update_ready(self) -> None:
         if self.processor.live:
+            if self._live_since is None:
+                self._live_since = time.monotonic()
             self.ready.set()
         else:
             self.ready.clear()

@@ -7,7 +7,9 @@
      │    ├── ChecksumMismatch(venue, expected, computed)
      │    ├── CrossedBook(venue, bid, ask)              best bid >= best ask after a message
      │    ├── BadLevel(venue, side, price, size)        a non-positive price or a negative size
-     │    └── SnapshotError(venue, reason)              a REST snapshot that cannot bridge the stream
+     │    ├── SnapshotError(venue, reason)              a REST snapshot that cannot bridge the stream
+     │    ├── ConnectionLost(venue, reason)             the socket closed under a live or syncing book
+     │    └── StaleFeed(venue, age, max_age)            no data and no heartbeat for too long
      └── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
 
 Fields are stored so tests and the integrity report read them; `__str__` is built from them.
@@ -112,6 +114,29 @@ class SnapshotError(FeedError):
 
     def detail(self) -> str:
         return self.reason
+
+
+class ConnectionLost(FeedError):
+    kind = "disconnect"
+
+    def __init__(self, venue: str, reason: str) -> None:
+        super().__init__(venue)
+        self.reason = reason
+
+    def detail(self) -> str:
+        return self.reason
+
+
+class StaleFeed(FeedError):
+    kind = "stale"
+
+    def __init__(self, venue: str, age: float, max_age: float) -> None:
+        super().__init__(venue)
+        self.age = age
+        self.max_age = max_age
+
+    def detail(self) -> str:
+        return f"no data or heartbeat for {self.age:.1f} s (max_age {self.max_age:g} s) while the socket looked open"
 
 
 class ConfigError(Exception):
