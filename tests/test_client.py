@@ -1,0 +1,47 @@
+"""The asyncio shell: backoff, and one venue's failure never holding up another."""
+import asyncio
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from config import load_config
+from data_manager.client import Backoff, DataManager, VenueFeed
+from data_manager.sim.market import Market
+from data_manager.sim.simulator import sim_class
+from data_manager.venues.base import BookState
+from main import build_processor
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = load_config(ROOT / "config.yml")
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_its_cap():
+    backoff, rng = Backoff(base=0.5, cap=30.0), random.Random(1)
+    for attempt in range(1, 40):
+        ceiling = min(30.0, 0.5 * 2 ** attempt)
+        delays = [backoff.delay(attempt, rng) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
+        assert len(set(delays)) > 1  # jitter: reconnecting clients do not stampede in step
+
+
+def test_an_unreachable_venue_does_not_hold_up_a_reachable_one():
+    async def scenario():
+        sim = sim_class("gemini")(Market(3), 3, CONFIG.simulator.venues["gemini"])
+        await sim.start()
+        reachable = replace(CONFIG.venues["gemini"], url=sim.ws_url)
+        unreachable = replace(CONFIG.venues["coinbase"], url="ws://127.0.0.1:9/")
+        manager = DataManager([VenueFeed(build_processor(v), v.url, v.max_age, Backoff(0.05, 0.2))
+                               for v in (reachable, unreachable)])
+        manager.start()
+        try:
+            ready = await manager.wait_ready(1.5)
+        finally:
+            await manager.stop()
+            await sim.close()
+        assert ready == {"gemini": True, "coinbase": False}
+        coinbase = manager.feeds["coinbase"]
+        assert coinbase.processor.state is BookState.CONNECTING
+        assert coinbase.last_error.startswith("cannot reach 127.0.0.1:9")
+        assert manager.feeds["gemini"].connects == 1
+
+    asyncio.run(scenario())
