@@ -2,21 +2,35 @@
 
 Pure functions over best-first `(price, size)` iterators, so a walk costs only the levels it consumes,
 whatever the book's size. "Buy eats asks, sell eats bids" is written once, in `consumed_side`.
-The merged walk is a lazy k-way merge (`heapq.merge`) of the venues' already-sorted sides: it never
-concatenates or re-sorts whole books, and every merged fill keeps its venue, so the merged answer is
-also the allocation of the order across venues.
+The merged walk is a lazy k-way merge (a heap of each venue's next level) of the venues' already-sorted
+sides: it never concatenates or re-sorts whole books, and every merged fill keeps its venue, so the
+merged answer is also the allocation of the order across venues.
+
+A walk is on the hot path of every answer (up to thousands of levels), so it does only what it must per
+level: append the level as the book gave it, add its size, compare. `Fill` objects, the notional and the
+partial last level are made once, at the end or when read.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from heapq import heapify, heappop, heapreplace
+from itertools import starmap
+from operator import itemgetter, mul
 from typing import Iterable, Iterator, Mapping
 
 from data_manager.book import Level, Side
 
+try:  # public from Python 3.14; before, the same C functions that heapq.merge(reverse=True) uses
+    from heapq import heapify_max, heappop_max, heapreplace_max  # type: ignore[attr-defined]
+except ImportError:
+    from heapq import _heapify_max as heapify_max  # type: ignore[attr-defined]
+    from heapq import _heappop_max as heappop_max  # type: ignore[attr-defined]
+    from heapq import _heapreplace_max as heapreplace_max  # type: ignore[attr-defined]
+
 BPS = Decimal(10_000)
+_ZERO = Decimal(0)
 
 
 class Action(str, Enum):
@@ -45,26 +59,39 @@ class FillStep:
     running_vwap: Decimal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Depletion:
-    """The result of walking one book (or the merged book) for `requested` units."""
+    """The result of walking one book (or the merged book) for `requested` units.
+
+    A walk touches up to thousands of levels, and building one frozen `Fill` per level would cost more
+    than the walk itself, so the walk keeps the consumed levels as the book gave them (`levels`: price,
+    size taken; `venues`: whose each level is) and `fills` are built only when read (rendering).
+    """
 
     venue: str
     action: Action
     requested: Decimal
-    fills: tuple[Fill, ...]
+    levels: tuple[Level, ...]
+    venues: tuple[str, ...]
+    filled: Decimal
+
+    @classmethod
+    def of_fills(cls, venue: str, action: Action, requested: Decimal, fills: Iterable[Fill]) -> "Depletion":
+        fills = tuple(fills)
+        return cls(venue, action, requested, tuple((f.price, f.size) for f in fills),
+                   tuple(f.venue for f in fills), sum((f.size for f in fills), _ZERO))
+
+    @property
+    def fills(self) -> tuple[Fill, ...]:
+        return tuple(Fill(venue, price, size) for venue, (price, size) in zip(self.venues, self.levels))
+
+    @property
+    def notional(self) -> Decimal:
+        return sum(starmap(mul, self.levels), _ZERO)
 
     @property
     def side(self) -> Side:
         return consumed_side(self.action)
-
-    @property
-    def filled(self) -> Decimal:
-        return sum((f.size for f in self.fills), Decimal(0))
-
-    @property
-    def notional(self) -> Decimal:
-        return sum((f.price * f.size for f in self.fills), Decimal(0))
 
     @property
     def vwap(self) -> Decimal | None:
@@ -74,11 +101,11 @@ class Depletion:
 
     @property
     def best_price(self) -> Decimal | None:
-        return self.fills[0].price if self.fills else None
+        return self.levels[0][0] if self.levels else None
 
     @property
     def worst_price(self) -> Decimal | None:
-        return self.fills[-1].price if self.fills else None
+        return self.levels[-1][0] if self.levels else None
 
     @property
     def shortfall(self) -> Decimal:
@@ -90,7 +117,7 @@ class Depletion:
 
     @property
     def levels_consumed(self) -> int:
-        return len(self.fills)
+        return len(self.levels)
 
     @property
     def slippage_bps(self) -> Decimal | None:
@@ -116,44 +143,83 @@ class Depletion:
         return out
 
 
-def _walk(venue: str, action: Action, size: Decimal, levels: Iterable[tuple[str, Decimal, Decimal]]) -> Depletion:
+def _check_size(size: Decimal) -> None:
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    fills = []
-    remaining = size
-    for level_venue, price, available in levels:
-        take = available if available < remaining else remaining
-        fills.append(Fill(level_venue, price, take))
-        remaining -= take
-        if not remaining:
-            break
-    return Depletion(venue, action, size, tuple(fills))
 
 
 def deplete_liquidity(venue: str, action: Action, size: Decimal, levels: Iterable[Level]) -> Depletion:
     """Walk one venue's side (best first) until `size` is filled or the side runs out."""
-    return _walk(venue, action, size, _tag(venue, levels))
+    _check_size(size)
+    taken: list[Level] = []
+    take = taken.append
+    filled = size - size  # see _complete
+    for level in levels:
+        before = filled
+        filled += level[1]
+        take(level)
+        if filled >= size:
+            filled = _complete(taken, size, before)  # trims the last level: before the tuple is made
+            return Depletion(venue, action, size, tuple(taken), (venue,) * len(taken), filled)
+    return Depletion(venue, action, size, tuple(taken), (venue,) * len(taken), _total(taken))
 
 
-def merged_levels(action: Action, sides: Mapping[str, Iterable[Level]]) -> Iterator[tuple[str, Decimal, Decimal]]:
-    """All venues' levels of the consumed side, best first, lazily; each tagged with its venue.
+def _complete(taken: list[Level], size: Decimal, before: Decimal) -> Decimal:
+    """The last level taken completes the order: only `size - before` of it is taken. Returns `filled`.
 
-    Ties at one price keep the order of `sides` (heapq.merge is stable), so the output is deterministic.
-    """
-    tagged = [_tag(venue, levels) for venue, levels in sides.items()]
-    descending = consumed_side(action) is Side.BID
-    return heapq.merge(*tagged, key=_price, reverse=descending)
-
-
-def _tag(venue: str, levels: Iterable[Level]) -> Iterator[tuple[str, Decimal, Decimal]]:
-    for price, size in levels:
-        yield venue, price, size
+    Exact decimals keep their operands' exponent (2.5 - 1.50 = 1.00), so the numbers printed must come
+    from the same operations as the plain walk's (remaining = size, minus each level; filled = 0, plus
+    each take). `before`, the sum of the levels before, started at a zero with `size`'s exponent, so
+    `size - before` is that walk's remaining, and 0 + (before + remaining) its filled."""
+    price, _ = taken[-1]
+    remaining = size - before
+    taken[-1] = (price, remaining)
+    return _ZERO + (before + remaining)
 
 
-def _price(level: tuple[str, Decimal, Decimal]) -> Decimal:
-    return level[1]
+def _total(taken: list[Level]) -> Decimal:
+    """`filled` when the side ran out: 0 plus every level, in order (as the plain walk sums)."""
+    return sum(map(itemgetter(1), taken), _ZERO)
 
 
 def deplete_merged(action: Action, size: Decimal, sides: Mapping[str, Iterable[Level]], name: str = "merged") -> Depletion:
-    """Walk the cross-venue book: the best level of any venue first, until `size` is filled."""
-    return _walk(name, action, size, merged_levels(action, sides))
+    """Walk the cross-venue book: the best level of any venue first, until `size` is filled.
+
+    A lazy k-way merge with the walk folded in (ties keep the order of `sides`, so the answer is
+    deterministic): a heap holds each venue's next level as [price, venue's position, level, venue, iterator]
+    (a max-heap for the bids, with the position negated), so a step is one C-level heap operation and
+    nothing is tagged."""
+    _check_size(size)
+    if consumed_side(action) is Side.BID:  # best = highest: a max-heap, ties to the first venue
+        make_heap, pop, replace, tie = heapify_max, heappop_max, heapreplace_max, -1
+    else:
+        make_heap, pop, replace, tie = heapify, heappop, heapreplace, 1
+    heap = []
+    for order, (venue, levels) in enumerate(sides.items()):
+        iterator = iter(levels)
+        level = next(iterator, None)
+        if level is not None:
+            heap.append([level[0], tie * order, level, venue, iterator])
+    make_heap(heap)
+    taken: list[Level] = []
+    venues: list[str] = []
+    take, credit = taken.append, venues.append
+    filled = size - size  # see _complete
+    while heap:
+        entry = heap[0]
+        level = entry[2]
+        take(level)
+        credit(entry[3])
+        before = filled
+        filled += level[1]
+        if filled >= size:
+            filled = _complete(taken, size, before)  # trims the last level: before the tuple is made
+            return Depletion(name, action, size, tuple(taken), tuple(venues), filled)
+        level = next(entry[4], None)  # the venue's next level takes its place in the heap
+        if level is None:
+            pop(heap)
+        else:
+            entry[0] = level[0]
+            entry[2] = level
+            replace(heap, entry)
+    return Depletion(name, action, size, tuple(taken), tuple(venues), _total(taken))

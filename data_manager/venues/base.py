@@ -147,6 +147,10 @@ class VenueProcessor:
         return self.book.levels(side)
 
     def best(self, side: Side) -> Level | None:
+        """The first of `levels(side)`: straight from the book (which keeps it at hand) unless a
+        subclass converts its levels."""
+        if type(self).levels is VenueProcessor.levels:
+            return self.book.best(side)
         return next(self.levels(side), None)
 
     def age(self, now: float | None = None) -> float | None:
@@ -175,6 +179,6 @@ class VenueProcessor:
         self.state = BookState.LIVE
 
     def assert_not_crossed(self) -> None:
-        bid, ask = self.book.best(Side.BID), self.book.best(Side.ASK)
-        if bid is not None and ask is not None and bid[0] >= ask[0]:
+        if self.book.crossed():
+            bid, ask = self.book.best(Side.BID), self.book.best(Side.ASK)
             raise CrossedBook(self.venue, bid[0], ask[0])

@@ -22,8 +22,7 @@ from typing import Any, Callable
 from data_manager.book import Side
 from data_manager.errors import FeedError, MessageError, SequenceGap
 from data_manager.venues.base import VenueProcessor
-from data_manager.venues.l2common import (Change, apply_changes, load_frame, parse_change, replace_book,
-                                          require)
+from data_manager.venues.l2common import ChangeSet, load_frame, require
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,7 @@ VENUE = "coinbase"
 SIDES = {"bid": Side.BID, "offer": Side.ASK}  # "offer", not "ask" (cryptofeed matched "ask": a bug)
 CHANNELS = ("level2", "heartbeats")
 SNAPSHOT, UPDATE = "snapshot", "update"
+_MISSING = object()
 
 
 class CoinbaseProcessor(VenueProcessor):
@@ -67,8 +67,12 @@ class CoinbaseProcessor(VenueProcessor):
         message = load_frame(VENUE, text)
         if message.get("type") == "error":
             raise MessageError(VENUE, f"venue error: {message.get('message')!r}", text)
-        channel = require(VENUE, message, "channel", str, text)
-        sequence = require(VENUE, message, "sequence_num", int, text)
+        channel = message.get("channel")
+        if type(channel) is not str:
+            require(VENUE, message, "channel", str, text)  # raises, naming what is wrong
+        sequence = message.get("sequence_num")
+        if type(sequence) is not int:
+            sequence = require(VENUE, message, "sequence_num", int, text)  # raises, naming what is wrong
         self._check_sequence(sequence)
         handler = self._handlers.get(channel)
         if handler is None:
@@ -109,12 +113,12 @@ class CoinbaseProcessor(VenueProcessor):
             elif not self._has_snapshot:
                 raise MessageError(VENUE, f"update for {self.symbol} before its snapshot", text)
             else:
-                apply_changes(self.book, changes)
+                changes.apply_to(self.book)
         self.integrity.messages += 1
         self.assert_not_crossed()
         self.touch()
 
-    def _our_events(self, message: dict[str, Any], text: str) -> list[tuple[str, list[Change]]]:
+    def _our_events(self, message: dict[str, Any], text: str) -> list[tuple[str, ChangeSet]]:
         """Parse and validate every event for our product before the book is touched."""
         ours = []
         for event in require(VENUE, message, "events", list, text):
@@ -125,19 +129,26 @@ class CoinbaseProcessor(VenueProcessor):
             kind = require(VENUE, event, "type", str, text)
             if kind not in (SNAPSHOT, UPDATE):
                 raise MessageError(VENUE, f"unknown l2_data event type {kind!r}", text)
-            ours.append((kind, [self._parse_update(row, text)
-                                for row in require(VENUE, event, "updates", list, text)]))
+            changes = ChangeSet(VENUE, SIDES, text)
+            for row in require(VENUE, event, "updates", list, text):
+                self._add_update(changes, row, text)
+            ours.append((kind, changes))
         return ours
 
-    def _parse_update(self, row: Any, text: str) -> Change:
+    def _add_update(self, changes: ChangeSet, row: Any, text: str) -> None:
         """{"side":"offer","event_time":"2024-10-08T09:10:35.171517Z","price_level":"62394.77","new_quantity":"0.0170024"}"""
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             raise MessageError(VENUE, "an update is not an object", text)
-        return parse_change(VENUE, SIDES, row.get("side"), require(VENUE, row, "price_level", object, text),
-                            require(VENUE, row, "new_quantity", object, text), text)
+        price = row.get("price_level", _MISSING)
+        if price is _MISSING:
+            require(VENUE, row, "price_level", object, text)  # raises
+        size = row.get("new_quantity", _MISSING)
+        if size is _MISSING:
+            require(VENUE, row, "new_quantity", object, text)  # raises
+        changes.add(row.get("side"), price, size)
 
-    def _load_snapshot(self, changes: list[Change], sequence: int) -> None:
-        replace_book(self.book, changes)
+    def _load_snapshot(self, changes: ChangeSet, sequence: int) -> None:
+        changes.replace(self.book)
         self._has_snapshot = True
         self.go_live()
         self.integrity.since_snapshot(sequence)

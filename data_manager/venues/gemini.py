@@ -19,8 +19,7 @@ from typing import Any, Callable
 from data_manager.book import Side
 from data_manager.errors import FeedError, MessageError
 from data_manager.venues.base import VenueProcessor
-from data_manager.venues.l2common import (Change, apply_changes, load_frame, parse_change, replace_book,
-                                          require)
+from data_manager.venues.l2common import ChangeSet, load_frame, require
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,11 @@ class GeminiProcessor(VenueProcessor):
 
     def receive(self, text: str) -> None:
         message = load_frame(VENUE, text)
-        if message.get("result") == "error" or message.get("type") == "error":
+        kind = message.get("type")
+        if message.get("result") == "error" or kind == "error":
             raise MessageError(VENUE, f"venue error: {message.get('reason')!r}: {message.get('message')!r}", text)
-        kind = require(VENUE, message, "type", str, text)
+        if type(kind) is not str:
+            require(VENUE, message, "type", str, text)  # raises, naming what is wrong
         if kind == "l2_updates":
             self._on_l2_updates(message, text)
         elif kind in ALIVE_TYPES:
@@ -75,25 +76,29 @@ class GeminiProcessor(VenueProcessor):
          "auction_events":[]}
         later: {"type":"l2_updates","symbol":"BTCUSD","changes":[["sell","9160.20","0.1921229751"]]}
         """
-        if require(VENUE, message, "symbol", str, text) != self.symbol:
+        symbol = message.get("symbol")
+        if type(symbol) is not str:
+            require(VENUE, message, "symbol", str, text)  # raises
+        if symbol != self.symbol:
             return
-        changes = [self._parse_change(row, text) for row in require(VENUE, message, "changes", list, text)]
+        rows = message.get("changes")
+        if type(rows) is not list:
+            require(VENUE, message, "changes", list, text)  # raises
+        for row in rows:  # ["buy","22252.37","0.02"]: side (buy = bid, sell = ask), price, new absolute quantity
+            if type(row) is not list or len(row) != 3:
+                raise MessageError(VENUE, f"a change is not [side, price, quantity]: {row!r}", text)
+        changes = ChangeSet(VENUE, SIDES, text)
+        changes.extend(rows)
         if not self._has_book or ("trades" in message and "auction_events" in message):
             self._load_book(changes)
         else:
-            apply_changes(self.book, changes)
+            changes.apply_to(self.book)
         self.integrity.messages += 1
         self.assert_not_crossed()
         self.touch()
 
-    def _parse_change(self, row: Any, text: str) -> Change:
-        """["buy","22252.37","0.02"]: side (buy = bid, sell = ask), price, new absolute quantity."""
-        if not isinstance(row, list) or len(row) != 3:
-            raise MessageError(VENUE, f"a change is not [side, price, quantity]: {row!r}", text)
-        return parse_change(VENUE, SIDES, *row, text)
-
-    def _load_book(self, changes: list[Change]) -> None:
-        replace_book(self.book, changes)
+    def _load_book(self, changes: ChangeSet) -> None:
+        changes.replace(self.book)
         self._has_book = True
         self.go_live()
         self.integrity.since_snapshot()

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import zlib
+from bisect import bisect_left
 from decimal import Decimal
 from itertools import islice
 from typing import Any, Callable
@@ -30,6 +31,7 @@ from typing import Any, Callable
 from data_manager.book import L2Book, Level, Side
 from data_manager.errors import BadLevel, ChecksumMismatch, FeedError, MessageError
 from data_manager.venues.base import VenueProcessor
+from data_manager.venues.l2common import decode_json
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,8 @@ BOOK_REQ_ID = 1
 INSTRUMENT_REQ_ID = 2
 FIRST_PING_REQ_ID = 100
 
-_FRAGMENT_CACHE_LIMIT = 1000
-"""Cached checksum fragments per side before the cache is rebuilt from the current top 10."""
+_ZERO = Decimal(0)
+_BID, _ASK = Side.BID, Side.ASK  # read per message: an Enum member read from its class is slow (3.11)
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
 """Exact prices (`Decimal`); integers stay `int`, so `checksum` compares as an int. Built once:
@@ -76,7 +78,7 @@ class KrakenProcessor(VenueProcessor):
         super().__init__(symbol, clock)
         self.depth = depth
         self._top = ChecksumTop(price_precision, qty_precision)
-        self.verify_checksums = verify_checksums  # off only for benchmarks that measure its cost
+        self._verify_checksums = verify_checksums
         self._synced = False  # a verified snapshot was loaded on this connection
         self._next_ping_id = FIRST_PING_REQ_ID
         self._channels: dict[str, Callable[[dict, str], None]] = {
@@ -116,13 +118,13 @@ class KrakenProcessor(VenueProcessor):
 
     def receive(self, text: str) -> None:
         """Dispatch one frame on `channel` (data) or `method` (answers to our requests)."""
-        try:
-            message = _DECODER.decode(text if type(text) is str else bytes(text).decode("utf-8"))
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise MessageError(self.venue, f"not JSON ({exc})", text) from exc
+        message = decode_json(self.venue, _DECODER, text)
         if type(message) is not dict:
             raise MessageError(self.venue, "frame is not a JSON object", text)
         channel = message.get("channel")
+        if channel == "book":  # nearly every frame: skip the dispatch table
+            self._on_book(message, text)
+            return
         if channel is not None:
             handler = self._channels.get(channel)
             if handler is not None:
@@ -158,11 +160,15 @@ class KrakenProcessor(VenueProcessor):
                 raise MessageError(self.venue, "book data entry is not an object", text)
             if entry.get("symbol") != self.symbol:
                 continue
-            bids, asks, checksum = self._parse_book_entry(entry, text)
-            if kind == "snapshot":
-                self._load_snapshot(bids, asks, checksum)
-            else:
+            checksum = entry.get("checksum")
+            if self._verify_checksums and type(checksum) is not int:
+                raise MessageError(self.venue, "book entry without an integer checksum", text)
+            bids = self._parse_levels(_BID, entry.get("bids"), text)
+            asks = self._parse_levels(_ASK, entry.get("asks"), text)
+            if kind == "update":
                 self._apply_update(bids, asks, checksum, text)
+            else:
+                self._load_snapshot(bids, asks, checksum)
 
     def _on_heartbeat(self, message: dict, text: str) -> None:
         """Docs "heartbeat": {"channel":"heartbeat"}, about once a second when nothing else is sent."""
@@ -215,22 +221,13 @@ class KrakenProcessor(VenueProcessor):
         raise MessageError(self.venue, f"subscription refused: {error!r}", text)
 
     # --- parsing ----------------------------------------------------------------------------
-    def _parse_book_entry(self, entry: dict, text: str) -> tuple[list[Level], list[Level], int | None]:
-        """(bids, asks, checksum) of one book entry, validated before anything touches the book."""
-        checksum = entry.get("checksum")
-        if self.verify_checksums and type(checksum) is not int:
-            raise MessageError(self.venue, "book entry without an integer checksum", text)
-        return (self._parse_levels(Side.BID, entry.get("bids"), text),
-                self._parse_levels(Side.ASK, entry.get("asks"), text),
-                checksum)
-
     def _parse_levels(self, side: Side, rows: Any, text: str) -> list[Level]:
         """[{"price":62802.5,"qty":0.02987767}, ...] -> [(Decimal, Decimal)]; qty 0 deletes.
 
         A missing side means no change on that side (Kraken writes "bids":[] but tolerate both)."""
-        if rows is None:
-            return []
         if type(rows) is not list:
+            if rows is None:
+                return []
             raise MessageError(self.venue, f"{side.value}s is not a list", text)
         levels = []
         for row in rows:
@@ -242,7 +239,7 @@ class KrakenProcessor(VenueProcessor):
                 price = self._number(price, "price", text)
             if type(qty) is not Decimal:
                 qty = self._number(qty, "qty", text)
-            if price <= 0 or qty < 0:
+            if price <= _ZERO or qty < _ZERO:
                 raise BadLevel(self.venue, side.value, price, qty)
             levels.append((price, qty))
         return levels
@@ -272,16 +269,13 @@ class KrakenProcessor(VenueProcessor):
         """Apply every level in order (a price may appear twice), truncate, then check."""
         if not self._synced:
             raise MessageError(self.venue, "book update before a snapshot", text)
-        self._top.touched(Side.BID, bids)
-        self._top.touched(Side.ASK, asks)
-        book = self.book
-        for price, qty in bids:
-            book.apply(Side.BID, price, qty)
-        for price, qty in asks:
-            book.apply(Side.ASK, price, qty)
-        book.truncate(self.depth)
+        verify = self._verify_checksums
+        if verify:
+            self._top.changed(bids, asks)
+        self.book.update(bids, asks, self.depth)
         self.integrity.messages += 1
-        self._verify(checksum)
+        if verify:
+            self._verify(checksum)
         self.assert_not_crossed()
 
     def _forget_book(self) -> None:
@@ -289,8 +283,19 @@ class KrakenProcessor(VenueProcessor):
         self._top.forget()
 
     # --- checksum ---------------------------------------------------------------------------
+    @property
+    def verify_checksums(self) -> bool:
+        """Off only for benchmarks that measure its cost (the checksum is the feed's only integrity
+        check). While off, the checksum's top levels are not kept; turning it on reads them afresh."""
+        return self._verify_checksums
+
+    @verify_checksums.setter
+    def verify_checksums(self, on: bool) -> None:
+        self._verify_checksums = on
+        self._top.forget()
+
     def _verify(self, expected: int | None) -> None:
-        if not self.verify_checksums:
+        if not self._verify_checksums:
             return
         computed = self._top.checksum(self.book)
         if computed != expected:
@@ -325,72 +330,110 @@ class ChecksumTop:
     CRC32 of the 10 best asks (ascending) then the 10 best bids (descending), each level written as
     its price and qty with the pair's fixed decimals, '.' and leading zeros removed.
 
-    Three caches, each exact by construction:
-    - each side's string of 10 fragments is kept until an update touches that side's top 10. Only a
-      level at or better than the side's 10th can change it: a deeper insert lands below it, a deeper
-      delete removes nothing above it, and truncation (depth >= 10) cuts deeper still;
-    - a level's fragment is kept per price while the level holds the very same qty object (an
-      identity test, so a stale fragment can never be reused);
-    - the 10th price of each side, to answer "touched?" without reading the book.
+    Instead of reading and formatting the 10 best levels of each side for every message, each side's
+    10 fragments are kept in step with the book (`_SideTop`): `changed()` is told every level a message
+    sets or deletes, before the book applies them, and edits only the fragments that change; levels
+    deeper than the 10th cost one bisect. What a deletion frees at the bottom is read from the book
+    afterwards, in `checksum()`.
     """
 
-    __slots__ = ("price_precision", "qty_precision", "_parts", "_edge", "_fragments")
+    __slots__ = ("price_precision", "qty_precision", "_price_format", "_qty_format", "_bids", "_asks")
 
     def __init__(self, price_precision: int, qty_precision: int) -> None:
         self.price_precision = price_precision
         self.qty_precision = qty_precision
-        self._fragments: dict[Side, dict[Decimal, tuple[Decimal, str]]] = {Side.BID: {}, Side.ASK: {}}
-        self._parts: dict[Side, str | None] = {Side.BID: None, Side.ASK: None}
-        self._edge: dict[Side, Decimal | None] = {Side.BID: None, Side.ASK: None}
+        self._price_format = f".{price_precision}f"
+        self._qty_format = f".{qty_precision}f"
+        self._bids = _SideTop(bids=True)
+        self._asks = _SideTop(bids=False)
 
     def forget(self) -> None:
-        """The book was replaced or cleared: nothing cached describes it any more."""
-        self._parts = {Side.BID: None, Side.ASK: None}
-        for cache in self._fragments.values():
-            cache.clear()
+        """The book was replaced or cleared: nothing kept describes it any more."""
+        self._bids.clear()
+        self._asks.clear()
 
-    def touched(self, side: Side, levels: list[Level]) -> None:
-        """Call before applying `levels`: drops the side's string if they can reach its top 10."""
-        if not levels or self._parts[side] is None:
-            return
-        edge = self._edge[side]
-        if edge is None:
-            self._parts[side] = None
-        elif side is Side.BID:
-            if any(price >= edge for price, _ in levels):
-                self._parts[side] = None
-        elif any(price <= edge for price, _ in levels):
-            self._parts[side] = None
+    def changed(self, bids: list[Level], asks: list[Level]) -> None:
+        """One message's levels (qty 0 deletes), in the order sent, before the book applies them."""
+        if bids:
+            self._bids.changed(bids, self._fragment)
+        if asks:
+            self._asks.changed(asks, self._fragment)
 
     def checksum(self, book: L2Book) -> int:
-        asks = self._parts[Side.ASK]
-        if asks is None:
-            asks = self._side_part(book, Side.ASK)
-        bids = self._parts[Side.BID]
-        if bids is None:
-            bids = self._side_part(book, Side.BID)
-        return zlib.crc32(bids, zlib.crc32(asks))
+        asks = self._asks
+        if asks.text is None:
+            asks.refill(book, _ASK, self._fragment)
+            asks.crc = zlib.crc32(asks.text)
+        bids = self._bids
+        if bids.text is None:
+            bids.refill(book, _BID, self._fragment)
+        return zlib.crc32(bids.text, asks.crc)
 
-    def _side_part(self, book: L2Book, side: Side) -> bytes:
-        cache = self._fragments[side]
-        if len(cache) > _FRAGMENT_CACHE_LIMIT:
-            cache.clear()
-        top = list(islice(book.levels(side), CHECKSUM_LEVELS))
-        parts = []
-        for price, qty in top:
-            cached = cache.get(price)
-            if cached is None or cached[0] is not qty:
-                fragment = _digits(price, self.price_precision) + _digits(qty, self.qty_precision)
-                cached = cache[price] = (qty, fragment)
-            parts.append(cached[1])
-        self._edge[side] = top[-1][0] if len(top) == CHECKSUM_LEVELS else None
-        part = self._parts[side] = "".join(parts).encode("ascii")
-        return part
+    def _fragment(self, price: Decimal, qty: Decimal) -> str:
+        return _digits(price, self._price_format) + _digits(qty, self._qty_format)
 
 
-def _digits(value: Decimal, precision: int) -> str:
-    """Fixed decimals, no '.', no leading zeros: 0.001 (8) -> "100000", 45285.2 (1) -> "452852"."""
-    return f"{value:.{precision}f}".replace(".", "").lstrip("0")
+class _SideTop:
+    """One side's best levels, at most 10, best first: their prices as ascending sort keys (a bid's is
+    -price, so bisect works on both sides) and their checksum fragments.
+
+    Invariant between messages: `keys` are exactly the book's best len(keys) levels. A change better
+    than the last kept key is applied here (a new level pushes the 11th out); one beyond it is not kept
+    and needs no action unless fewer than 10 are kept, when `refill` reads what follows from the book.
+    `text` is the joined fragments, None when they changed; `crc` its CRC32 (used for the asks, which
+    come first, so a bids-only change does not hash the asks again).
+    """
+
+    __slots__ = ("bids", "keys", "fragments", "text", "crc")
+
+    def __init__(self, bids: bool) -> None:
+        self.bids = bids
+        self.keys: list[Decimal] = []
+        self.fragments: list[str] = []
+        self.text: bytes | None = None
+        self.crc = 0
+
+    def clear(self) -> None:
+        self.keys.clear()
+        self.fragments.clear()
+        self.text = None
+
+    def changed(self, levels: list[Level], fragment: Callable[[Decimal, Decimal], str]) -> None:
+        keys, fragments = self.keys, self.fragments
+        for price, qty in levels:
+            key = -price if self.bids else price
+            i = bisect_left(keys, key)
+            if i == len(keys):  # beyond what is kept
+                if i < CHECKSUM_LEVELS:
+                    self.text = None  # the side is short: the book may now hold more in its top 10
+                continue
+            if keys[i] == key:
+                if qty:
+                    fragments[i] = fragment(price, qty)
+                else:
+                    del keys[i], fragments[i]
+            elif qty:
+                keys.insert(i, key)
+                fragments.insert(i, fragment(price, qty))
+                if len(keys) > CHECKSUM_LEVELS:
+                    del keys[CHECKSUM_LEVELS:], fragments[CHECKSUM_LEVELS:]
+            else:
+                continue  # deleting a level that is not there
+            self.text = None
+
+    def refill(self, book: L2Book, side: Side, fragment: Callable[[Decimal, Decimal], str]) -> None:
+        """Top up to 10 from the book (changes applied) and join the fragments into `text`."""
+        keys, fragments = self.keys, self.fragments
+        if len(keys) < CHECKSUM_LEVELS:
+            for price, qty in islice(book.levels(side), len(keys), CHECKSUM_LEVELS):
+                keys.append(-price if self.bids else price)
+                fragments.append(fragment(price, qty))
+        self.text = "".join(fragments).encode("ascii")
+
+
+def _digits(value: Decimal, spec: str) -> str:
+    """Fixed decimals, no '.', no leading zeros: 0.001 (".8f") -> "100000", 45285.2 (".1f") -> "452852"."""
+    return format(value, spec).replace(".", "").lstrip("0")
 
 
 __all__ = ["CHECKSUM_LEVELS", "VALID_DEPTHS", "ChecksumTop", "KrakenProcessor"]

@@ -90,6 +90,23 @@ Buffered = tuple[int, str, dict, str]
 """(sequence, subject, data, frame text) of a message waiting for the snapshot."""
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def _load_frame(text: str | bytes) -> Any:
+    """`json.loads(text, parse_float=Decimal)` without building a decoder per frame: a str that is
+    exactly one JSON value goes straight to `raw_decode` (skipping `decode`'s two whitespace scans);
+    anything else (whitespace around it, bytes, an error) is left to json.loads, which decides."""
+    if type(text) is str:
+        try:
+            value, end = _DECODER.raw_decode(text)
+            if end == len(text):
+                return value
+        except ValueError:
+            pass
+    return json.loads(text, parse_float=Decimal)
+
+
 def decimal(value: Any) -> Decimal:
     """An exact number from a JSON string or integer ("61000", 2000); floats never reach here."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
@@ -288,7 +305,7 @@ class KumexProcessor(VenueProcessor):
     def receive(self, text: str) -> None:
         """One frame: dispatch on `type`, then `topic`, then `subject` (FD "Websocket Feed")."""
         try:
-            frame = json.loads(text, parse_float=Decimal)
+            frame = _load_frame(text)
             kind = frame["type"]
         except PARSE_ERRORS as exc:
             raise MessageError(self.venue, f"not a KuCoin frame ({exc.__class__.__name__})", text) from exc
@@ -593,8 +610,15 @@ class KumexProcessor(VenueProcessor):
 
     # --- what readers call ------------------------------------------------------------------------
     def levels(self, side: Side) -> Iterator[Level]:
-        """Best first, sizes in BTC: contracts * contract_value / price, 8 decimals, half-even.
-        Lazy: each level is converted when it is read."""
-        value = self.contract_value
-        return ((price, (size * value / price).quantize(BTC_QUANTUM, ROUND_HALF_EVEN))
-                for price, size in self.book.levels(side))
+        """Best first, sizes in BTC. Lazy: each level is converted when it is read."""
+        return map(self._in_btc, self.book.levels(side))
+
+    def best(self, side: Side) -> Level | None:
+        """The first of `levels(side)`, converted alone (readers ask for it after every message)."""
+        level = self.book.best(side)
+        return None if level is None else self._in_btc(level)
+
+    def _in_btc(self, level: Level) -> Level:
+        """(price, contracts) -> (price, BTC): contracts * contract_value / price, 8 decimals, half-even."""
+        price, size = level
+        return price, (size * self.contract_value / price).quantize(BTC_QUANTUM, ROUND_HALF_EVEN)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from data_manager.book import L2Book, Side
+from data_manager.book import L2Book, Level, Side
 from data_manager.errors import BadLevel, MessageError
 
 Change = tuple[Side, Decimal, Decimal]
 """(side, price, new absolute size); size 0 deletes the level."""
 
 _MISSING = object()
+_ZERO = Decimal(0)
+_INFINITY = Decimal("Infinity")
+_BID = Side.BID
 
 
 def _reject_constant(name: str) -> Any:
@@ -26,13 +29,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
 
-def load_frame(venue: str, text: str | bytes) -> dict[str, Any]:
-    """One frame as a JSON object, with every non-integer number as an exact `Decimal`."""
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+"""Built once: `json.loads(text, parse_float=...)` builds a new decoder for every frame."""
+
+
+def decode_json(venue: str, decoder: json.JSONDecoder, text: str | bytes) -> Any:
+    """`decoder.decode(text)` as `json.loads` would, or a `MessageError`.
+
+    The common case, a str that is exactly one JSON value, goes straight to `raw_decode`, skipping the
+    two whitespace regex scans `decode` adds; anything else (surrounding whitespace, bytes, an error)
+    goes through the full decoder, which accepts and words errors exactly as `json.loads` does."""
+    if type(text) is str:
+        try:
+            value, end = decoder.raw_decode(text)
+            if end == len(text):
+                return value
+        except (ValueError, RecursionError):
+            pass
     try:
-        message = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return decoder.decode(text if type(text) is str else _bytes_to_text(text))
     except (ValueError, TypeError, RecursionError) as exc:
         raise MessageError(venue, f"not JSON ({exc})", text) from exc
-    if not isinstance(message, dict):
+
+
+def _bytes_to_text(data: Any) -> str:
+    """Binary frames decoded as `json.loads` does (UTF-8, or UTF-16/32 detected from the first bytes)."""
+    data = bytes(data)
+    return data.decode(json.detect_encoding(data), "surrogatepass")
+
+
+def load_frame(venue: str, text: str | bytes) -> dict[str, Any]:
+    """One frame as a JSON object, with every non-integer number as an exact `Decimal`."""
+    message = decode_json(venue, _DECODER, text)
+    if type(message) is not dict:
         raise MessageError(venue, "not a JSON object", text)
     return message
 
@@ -75,16 +104,47 @@ def parse_change(venue: str, sides: Mapping[str, Side], side: Any, price: Any, s
     return book_side, price_value, size_value
 
 
-def apply_changes(book: L2Book, changes: Iterable[Change]) -> None:
-    """Apply changes in the order sent: one frame may touch the same price twice, the last one wins."""
-    for side, price, size in changes:
-        book.apply(side, price, size)
+class ChangeSet:
+    """One frame's level changes, validated and split by side, before the book sees any of them.
 
+    A whole book arrives as rows, so each row's documented form (a known side name, price and size as
+    JSON strings of finite numbers, price > 0, size >= 0) takes one straight branch; anything else goes
+    through `parse_change`, which accepts what it accepted before and words the error for the rest. Within a side the
+    order sent is kept (one frame may touch a price twice: the last one wins); the two sides never share
+    a level, so applying all bids, then all asks, is the same as applying the frame in order.
+    """
 
-def replace_book(book: L2Book, changes: Iterable[Change]) -> None:
-    """Load a whole book sent as a list of changes: the old book is discarded, never merged."""
-    bids: list[tuple[Decimal, Decimal]] = []
-    asks: list[tuple[Decimal, Decimal]] = []
-    for side, price, size in changes:
-        (bids if side is Side.BID else asks).append((price, size))
-    book.replace(bids, asks)
+    __slots__ = ("venue", "sides", "text", "bids", "asks")
+
+    def __init__(self, venue: str, sides: Mapping[str, Side], text: str | bytes) -> None:
+        self.venue = venue
+        self.sides = sides
+        self.text = text
+        self.bids: list[Level] = []
+        self.asks: list[Level] = []
+
+    def add(self, side: Any, price: Any, size: Any) -> None:
+        self.extend(((side, price, size),))
+
+    def extend(self, changes: Iterable[Sequence[Any]]) -> None:
+        """`add` each (side, price, size), in one loop."""
+        sides, bids, asks = self.sides, self.bids, self.asks
+        for side, price, size in changes:
+            book_side = sides.get(side) if type(side) is str else None
+            if book_side is not None and type(price) is str and type(size) is str:
+                try:
+                    price_value, size_value = Decimal(price), Decimal(size)
+                    if _ZERO < price_value < _INFINITY and _ZERO <= size_value < _INFINITY:
+                        (bids if book_side is _BID else asks).append((price_value, size_value))
+                        continue
+                except InvalidOperation:  # not a number, or a NaN compared (Decimal refuses to order NaN)
+                    pass
+            book_side, price_value, size_value = parse_change(self.venue, sides, side, price, size, self.text)
+            (bids if book_side is _BID else asks).append((price_value, size_value))
+
+    def apply_to(self, book: L2Book) -> None:
+        book.update(self.bids, self.asks)
+
+    def replace(self, book: L2Book) -> None:
+        """Load a whole book sent as a list of changes: the old book is discarded, never merged."""
+        book.replace(self.bids, self.asks)
