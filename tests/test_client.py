@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from config import load_config
+from data_manager.book import Side
 from data_manager.client import Backoff, DataManager, VenueFeed
 from data_manager.sim.market import Market
 from data_manager.sim.simulator import sim_class
@@ -43,5 +44,31 @@ def test_an_unreachable_venue_does_not_hold_up_a_reachable_one():
         assert coinbase.processor.state is BookState.CONNECTING
         assert coinbase.last_error.startswith("cannot reach 127.0.0.1:9")
         assert manager.feeds["gemini"].connects == 1
+
+    asyncio.run(scenario())
+
+
+def test_kumex_without_level_3_falls_back_to_level_2_through_the_shell_and_says_so():
+    async def scenario():
+        sim = sim_class("kumex")(Market(5), 5, CONFIG.simulator.venues["kumex"], level3_available=False)
+        await sim.start()
+        venue = replace(CONFIG.venues["kumex"], url=sim.ws_url, rest_url=sim.rest_url)
+        feed = VenueFeed(build_processor(venue), venue.url, venue.max_age, Backoff(0.05, 0.2))
+        manager = DataManager([feed])
+        manager.start()
+        try:
+            ready = await manager.wait_ready(5)
+            processor = feed.processor
+            assert ready == {"kumex": True}
+            assert processor.mode_note.startswith("L2 (level 3 unavailable")
+            sim.paused = True
+            deadline = asyncio.get_running_loop().time() + 3
+            while list(processor.book.levels(Side.BID)) != sim.true_book()["bid"]:
+                assert asyncio.get_running_loop().time() < deadline, "L2 book never matched the venue's"
+                await asyncio.sleep(0.02)
+            assert list(processor.book.levels(Side.ASK)) == sim.true_book()["ask"]
+        finally:
+            await manager.stop()
+            await sim.close()
 
     asyncio.run(scenario())
