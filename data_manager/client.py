@@ -21,7 +21,7 @@ from typing import Iterable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from data_manager.errors import ConnectionLost, FeedError, MessageError, StaleFeed
+from data_manager.errors import ConnectionLost, FeedError, MessageError, NoBook, StaleFeed
 from data_manager.venues.base import BookState, HttpRequest, VenueProcessor
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ MAX_FRAME_BYTES = 16 * 2**20   # Coinbase's BTC-USD snapshot is one frame of sev
 HTTP_TIMEOUT = 10.0
 TIMER_SECONDS = 0.5
 HEALTHY_SECONDS = 5.0          # live this long before a disconnect earns an immediate reconnect
+NO_BOOK_SECONDS = 30.0         # connected this long without ever a live book: reconnect (KuMEX's
+                               # level-3 silence fallback comes first, after 10 s)
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ class _Reconnect(Exception):
 class VenueFeed:
     """Keeps one venue's processor fed, forever, through faults and reconnects."""
 
-    def __init__(self, processor: VenueProcessor, url: str, max_age: float, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, processor: VenueProcessor, url: str, max_age: float, backoff: Backoff = Backoff(),
+                 no_book_after: float = NO_BOOK_SECONDS) -> None:
         self.processor = processor
+        self.no_book_after = no_book_after
         self.name = processor.venue
         self.url = url
         self.max_age = max_age
@@ -167,7 +171,10 @@ class VenueFeed:
                 self._closed_by_us = True
                 await ws.close()
                 return
-        await self._after_receive(ws)
+        try:
+            await self._after_receive(ws)
+        except ConnectionClosed:
+            pass  # the receive loop sees the close too, and handles it
 
     def _cancel_snapshot(self) -> None:
         if self._snapshot_task is not None:
@@ -175,26 +182,39 @@ class VenueFeed:
             self._snapshot_task = None
 
     async def _timer(self, ws: ClientConnection) -> None:
-        """Venue pings, time-based processor decisions and the stale-data watchdog."""
-        next_ping = time.monotonic() + (self.processor.ping_interval or 0)
-        while True:
-            await asyncio.sleep(TIMER_SECONDS)
-            now = self.processor.clock()
-            self.processor.on_timer(now)
-            if self.processor.check_age(now, self.max_age):
-                self._update_ready()
-            age = self.processor.age(now)
-            if self.processor.state is BookState.STALE and age is not None and age > 2 * self.max_age:
-                error = StaleFeed(self.name, age, self.max_age)
-                self.last_error = error.detail()
-                self.processor.fault(error)
-                self._closed_by_us = True
-                await ws.close()
-                return
-            if self.processor.ping_interval and time.monotonic() >= next_ping:
-                next_ping = time.monotonic() + self.processor.ping_interval
-                await self._send(ws, [self.processor.ping_message()])
-            await self._after_receive(ws)
+        """Venue pings, time-based processor decisions and the watchdogs (stale data, no book)."""
+        connected = time.monotonic()
+        next_ping = connected + (self.processor.ping_interval or 0)
+        try:
+            while True:
+                await asyncio.sleep(TIMER_SECONDS)
+                now = self.processor.clock()
+                self.processor.on_timer(now)
+                if self.processor.check_age(now, self.max_age):
+                    self._update_ready()
+                error = self._watchdog(now, time.monotonic() - connected)
+                if error is not None:
+                    self.last_error = error.detail()
+                    self.processor.fault(error)
+                    self._closed_by_us = True
+                    await ws.close()
+                    return
+                if self.processor.ping_interval and time.monotonic() >= next_ping:
+                    next_ping = time.monotonic() + self.processor.ping_interval
+                    await self._send(ws, [self.processor.ping_message()])
+                await self._after_receive(ws)
+        except ConnectionClosed:
+            return  # the receive loop sees the close too, and handles it
+
+    def _watchdog(self, now: float, connected_for: float) -> FeedError | None:
+        """A reason to drop this connection: stale for twice max_age (the socket alone proves nothing),
+        or no usable book long after connecting (a subscription that never delivers)."""
+        age = self.processor.age(now)
+        if self.processor.state is BookState.STALE and age is not None and age > 2 * self.max_age:
+            return StaleFeed(self.name, age, self.max_age)
+        if self._live_since is None and connected_for > self.no_book_after:
+            return NoBook(self.name, connected_for)
+        return None
 
     async def _send(self, ws: ClientConnection, frames: Iterable[str | None]) -> None:
         for frame in frames:

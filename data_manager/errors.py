@@ -9,7 +9,8 @@
      │    ├── BadLevel(venue, side, price, size)        a non-positive price or a negative size
      │    ├── SnapshotError(venue, reason)              a REST snapshot that cannot bridge the stream
      │    ├── ConnectionLost(venue, reason)             the socket closed under a live or syncing book
-     │    └── StaleFeed(venue, age, max_age)            no data and no heartbeat for too long
+     │    ├── StaleFeed(venue, age, max_age)            no data and no heartbeat for too long
+     │    └── NoBook(venue, seconds)                    connected, but no usable book arrived in time
      └── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
 
 Fields are stored so tests and the integrity report read them; `__str__` is built from them.
@@ -137,6 +138,17 @@ class StaleFeed(FeedError):
 
     def detail(self) -> str:
         return f"no data or heartbeat for {self.age:.1f} s (max_age {self.max_age:g} s) while the socket looked open"
+
+
+class NoBook(FeedError):
+    kind = "no-book"
+
+    def __init__(self, venue: str, seconds: float) -> None:
+        super().__init__(venue)
+        self.seconds = seconds
+
+    def detail(self) -> str:
+        return f"connected for {self.seconds:.0f} s without a usable book"
 
 
 class ConfigError(Exception):

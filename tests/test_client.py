@@ -72,3 +72,30 @@ def test_kumex_without_level_3_falls_back_to_level_2_through_the_shell_and_says_
             await sim.close()
 
     asyncio.run(scenario())
+
+
+def test_a_venue_that_accepts_but_never_sends_a_book_is_dropped_and_retried():
+    async def scenario():
+        from websockets.asyncio.server import serve
+
+        async def mute(ws):  # accepts the subscription, then says nothing at all
+            await ws.wait_closed()
+
+        async with serve(mute, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            feed = VenueFeed(build_processor(replace(CONFIG.venues["gemini"], url=url)), url, 5.0,
+                             Backoff(0.05, 0.1), no_book_after=0.6)
+            task = asyncio.create_task(feed.run())
+            try:
+                for _ in range(150):
+                    if feed.connects >= 2:
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        assert feed.connects >= 2
+        assert feed.processor.last_fault.kind == "no-book"
+        assert feed.processor.resyncs >= 1 and not feed.processor.live
+
+    asyncio.run(scenario())
