@@ -62,6 +62,9 @@ def venue_status(processor: VenueProcessor, now: float, unreachable: str | None 
     notes = VENUE_NOTES.get(processor.venue, ())
     if processor.mode_note:
         notes = (processor.mode_note,) + notes
+    depth = getattr(processor, "depth", None)
+    if depth:  # a depth-limited subscription: the venue's book goes deeper than what we hold
+        notes = notes + (f"subscribed depth: the {depth} best levels per side",)
     return VenueStatus(
         name=processor.venue,
         state=processor.state.value,

@@ -64,7 +64,7 @@ def _result_lines(depletion: Depletion) -> list[str]:
 
 
 def _shortfall_line(depletion: Depletion) -> str:
-    return (f"SHORTFALL {size(depletion.shortfall)} BTC: the book ran out after "
+    return (f"SHORTFALL {size(depletion.shortfall)} BTC: the book as held ran out after "
             f"{plural(depletion.levels_consumed, 'level')}")
 
 
@@ -83,7 +83,7 @@ def _levels_label(count: int, with_venue: bool) -> str:
               + ("  venue" if with_venue else ""))
     prefix = plural(count, "level")
     cut = len(prefix) - GUIDE_WIDTH
-    if 0 <= cut and header[:cut].strip() == "":
+    if 0 <= cut and header[:cut + 1].strip() == "":  # keep a space between the count and the names
         return prefix + header[cut:]
     return f"{prefix}: {header.strip()}"
 

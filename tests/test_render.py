@@ -39,7 +39,7 @@ beta · L2 · stale · age 20000 ms · 0 resyncs
 ├── checks: book 1/0 levels
 ├── filled 0.50000000 of 4.5 BTC · VWAP 99.50 · slippage 0.00 bps
 ├── best 99.50 · worst 99.50
-├── SHORTFALL 4.00000000 BTC: the book ran out after 1 level
+├── SHORTFALL 4.00000000 BTC: the book as held ran out after 1 level
 └── 1 level    price      size taken       cumulative  running VWAP
     └──        99.50      0.50000000       0.50000000         99.50
 merged book · 1 live venue: alpha
@@ -79,3 +79,11 @@ def test_json_carries_every_level_as_exact_strings():
     assert doc["merged"]["venues"] == ["alpha"]
     assert [lvl["venue"] for lvl in doc["merged"]["levels"]] == ["alpha"] * 3
     assert (doc["action"], doc["side"], doc["size"]) == ("sell", "bid", "4.5")
+
+
+def test_level_counts_of_any_width_keep_the_column_names_readable():
+    from l2_manager.render import _levels_label
+
+    assert _levels_label(3, False) == "3 levels   price      size taken       cumulative  running VWAP"
+    assert _levels_label(100, True) == "100 levels price      size taken       cumulative  running VWAP  venue"
+    assert _levels_label(1000, False) == "1000 levels: price      size taken       cumulative  running VWAP"
