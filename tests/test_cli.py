@@ -112,3 +112,16 @@ def test_unreachable_venues_end_within_max_wait_with_a_hint(tmp_path):
     assert all("not live after 2 s: cannot reach 127.0.0.1:9" in line for line in lines[:4]), lines
     assert lines[4].startswith("hint: no venue could be reached") and "--source sim" in lines[4]
     assert "Traceback" not in result.stderr
+
+
+def test_a_venue_not_live_in_time_is_excluded_and_the_exit_code_says_so():
+    """KuMEX's snapshot is answered 1.5 s late; the answer is due after 0.8 s: 3 venues, exit 3."""
+    result = run("sell", "1", "--source", "sim", "--json", "--max-wait", "0.8",
+                 "--sim-fault", "kumex:slow-snapshot@1")
+    assert result.returncode == 3, result.stderr
+    doc = json.loads(result.stdout)
+    kumex = doc["venues"]["kumex"]
+    assert (kumex["state"], kumex["included"], kumex["reason"]) == ("syncing", False, "book is syncing")
+    assert doc["merged"]["venues"] == ["kraken", "gemini", "coinbase"]
+    assert {lvl["venue"] for lvl in doc["merged"]["levels"]} <= {"kraken", "gemini", "coinbase"}
+    assert D(doc["merged"]["filled"]) == D(1)
