@@ -84,10 +84,7 @@ class GeminiProcessor(VenueProcessor):
         rows = message.get("changes")
         if type(rows) is not list:
             require(VENUE, message, "changes", list, text)  # raises
-        for row in rows:  # ["buy","22252.37","0.02"]: side (buy = bid, sell = ask), price, new absolute quantity
-            if type(row) is not list or len(row) != 3:
-                raise MessageError(VENUE, f"a change is not [side, price, quantity]: {row!r}", text)
-        changes = ChangeSet(VENUE, SIDES, text)
+        changes = ChangeSet(VENUE, SIDES, text)  # rows: ["buy","22252.37","0.02"]: side, price, new quantity
         changes.extend(rows)
         if not self._has_book or ("trades" in message and "auction_events" in message):
             self._load_book(changes)

@@ -127,7 +127,13 @@ class ChangeSet:
         self.extend(((side, price, size),))
 
     def extend(self, changes: Iterable[Sequence[Any]]) -> None:
-        """`add` each (side, price, size), in one loop."""
+        """`add` each (side, price, size), in one loop; a row of another shape is a MessageError."""
+        try:
+            self._extend(changes)
+        except (TypeError, ValueError) as exc:  # a row that does not unpack into three values
+            raise MessageError(self.venue, f"a change is not [side, price, size] ({exc})", self.text) from exc
+
+    def _extend(self, changes: Iterable[Sequence[Any]]) -> None:
         sides, bids, asks = self.sides, self.bids, self.asks
         for side, price, size in changes:
             book_side = sides.get(side) if type(side) is str else None
