@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from data_manager.book import Side
-from data_manager.errors import BadLevel, CrossedBook, MessageError
+from data_manager.errors import BadLevel, CrossedBook
 from data_manager.venues.base import BookState
 from data_manager.venues.gemini import GeminiProcessor
+from tests.feed_checks import assert_refused_untouched
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 CAPTURE = CAPTURES / "gemini_v2_l2_2021-06-24.jsonl"
@@ -179,8 +180,4 @@ MALFORMED = {
 
 @pytest.mark.parametrize("text", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_frames_raise_message_error(text):
-    processor = live()
-    before = processor.book.as_dict()
-    with pytest.raises(MessageError):
-        processor.receive(text)
-    assert processor.book.as_dict() == before  # validated before anything was applied
+    assert_refused_untouched(live(), text)
