@@ -7,8 +7,7 @@ Three things are easy to get subtly wrong, so they are written once here:
   snapshot is never overtaken by an update built after it.
 - What a snapshot already holds. Every flow step has a number; a session remembers the last step its
   snapshot contains and is never sent that step again.
-- Faults that a protocol cannot express (a checksum fault on a venue without checksums) are refused when
-  the venue is built, with the reason, not in the middle of the pump.
+- Faults that a protocol cannot express are refused when the venue is built (`supported_faults`).
 
 `paused` stops the flow (the pump still runs, but steps change nothing): tests set it, drain the socket,
 and then compare the client's book with `true_book()` exactly.
@@ -19,9 +18,10 @@ import asyncio
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 from data_manager.sim.flow import ASK, BID, FlowSpec, LevelFlow
+from data_manager.sim.clock import SimClock
 from data_manager.sim.market import Market
 from data_manager.sim.server import Session, SimVenue, SimVenueSettings
 
@@ -45,52 +45,50 @@ def dump(message: dict[str, Any]) -> str:
 
 
 class L2SimVenue(SimVenue):
-    """A SimVenue whose book is one LevelFlow. Subclasses set the flow's shape and speak the protocol."""
+    """A SimVenue whose books are LevelFlows, one per symbol. Subclasses set the flow's shape and speak
+    the protocol. A step moves every symbol's flow once: `step()` returns {native symbol: FlowStep}."""
 
     tick: ClassVar[Decimal] = Decimal("0.01")
     lot: ClassVar[Decimal] = Decimal("0.00000001")
     mean_gap_ticks: ClassVar[float] = 3.0
-    unsupported_faults: ClassVar[dict[str, str]] = {}   # fault kind -> why this protocol cannot show it
 
-    def __init__(self, market: Market, seed: int, settings: SimVenueSettings, host: str = "127.0.0.1") -> None:
-        super().__init__(market, seed, settings, host)
-        for plan in settings.faults:
-            self.check_fault(plan.kind)
+    def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
+                 symbols: Mapping[str, str] | None = None, clock: SimClock | None = None,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__(market, seed, settings, symbols, clock, host)
         spec = FlowSpec(tick=self.tick, lot=self.lot, levels=settings.levels, mean_gap_ticks=self.mean_gap_ticks)
-        self.flow = LevelFlow(self.rng, spec, self.mid())
+        self.flows = {native: LevelFlow(self.rng, spec, self.mid(native)) for native in self.symbols}
         self.steps = 0
-        self.paused = False
 
-    def check_fault(self, kind: str) -> None:
-        if kind in self.unsupported_faults:
-            raise ValueError(f"{self.name} simulator cannot inject {kind!r}: {self.unsupported_faults[kind]}")
-
-    def inject(self, session: Session, kind: str, frames: list[str]) -> list[str]:
-        self.check_fault(kind)
-        return super().inject(session, kind, frames)
+    @property
+    def flow(self) -> LevelFlow:
+        """The first symbol's flow (most tests use one symbol)."""
+        return next(iter(self.flows.values()))
 
     # --- the flow ---------------------------------------------------------------------------
-    def step(self) -> FlowStep | None:
+    def step(self) -> dict[str, FlowStep] | None:
         if self.paused:
             return None
-        changes = self.flow.step(self.mid())
         self.steps += 1
-        return FlowStep(self.steps, changes)
+        return {native: FlowStep(self.steps, flow.step(self.mid(native))) for native, flow in self.flows.items()}
 
-    def true_book(self) -> dict[str, list[tuple[Decimal, Decimal]]]:
-        return {BID: self.flow.levels(BID), ASK: self.flow.levels(ASK)}
+    def true_book(self, native: str | None = None) -> dict[str, list[tuple[Decimal, Decimal]]]:
+        flow = self.flows[native] if native is not None else self.flow
+        return {BID: flow.levels(BID), ASK: flow.levels(ASK)}
 
-    def best_price(self, side: str) -> Decimal:
-        return self.flow.price(self.flow.best_tick(side))
+    def best_price(self, side: str, native: str | None = None) -> Decimal:
+        flow = self.flows[native] if native is not None else self.flow
+        return flow.price(flow.best_tick(side))
 
-    def mark_snapshot(self, session: Session) -> None:
-        """The session's snapshot is being built now: it holds every step so far."""
-        session.state["snapshot_step"] = self.steps
+    def mark_snapshot(self, session: Session, native: str | None = None) -> None:
+        """The session's snapshot of `native` is being built now: it holds every step so far."""
+        session.state.setdefault("snapshot_step", {})[native or next(iter(self.symbols))] = self.steps
         session.subscribed = True
 
-    def is_new(self, session: Session, step: FlowStep | None) -> bool:
-        """A step with changes that this session's snapshot does not already hold."""
-        return step is not None and bool(step.changes) and step.number > session.state.get("snapshot_step", 0)
+    def is_new(self, session: Session, step: FlowStep | None, native: str | None = None) -> bool:
+        """A step with changes that this session's snapshot of `native` does not already hold."""
+        marks = session.state.get("snapshot_step", {})
+        return step is not None and bool(step.changes) and step.number > marks.get(native or next(iter(self.symbols)), 0)
 
     # --- sending ----------------------------------------------------------------------------
     async def send_frames(self, session: Session, frames: list[str]) -> None:

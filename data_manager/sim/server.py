@@ -12,11 +12,12 @@ import logging
 import random
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Coroutine
+from typing import Any, ClassVar, Coroutine, Mapping
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from data_manager.sim.clock import SimClock
 from data_manager.sim.market import Market
 
 log = logging.getLogger(__name__)
@@ -65,20 +66,37 @@ class Session:
 
 
 class SimVenue:
-    """A venue server: subclass it per protocol."""
+    """A venue server: subclass it per protocol.
+
+    `symbols` maps the venue's own symbol names to the unified ones the market quotes (e.g.
+    {"XBTUSDM": "BTC-USD"}); `clock` stamps every frame (real time unless a test fixes its start).
+    `supported_faults` lists what the venue's protocol can carry; anything else is refused when the
+    venue is built, with the reason."""
 
     name = ""
     path = "/"
+    supported_faults: ClassVar[tuple[str, ...]] = ()
+    default_symbols: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, market: Market, seed: int, settings: SimVenueSettings, host: str = "127.0.0.1") -> None:
+    def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
+                 symbols: Mapping[str, str] | None = None, clock: SimClock | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.market = market
         self.settings = settings
+        self.symbols: dict[str, str] = dict(symbols or self.default_symbols)
+        self.clock = clock or SimClock()
         self.host = host
+        for plan in settings.faults:
+            if plan.kind not in self.supported_faults:
+                raise ValueError(f"{self.name} simulator cannot inject {plan.kind!r} "
+                                 f"(it can: {', '.join(self.supported_faults)})")
         self.rng = random.Random(f"{self.name}-{seed}")
         self.sessions: set[Session] = set()
         self.connections = 0
         self.elapsed = 0.0              # simulated seconds of flow so far
         self.paused = False             # tests pause the flow to compare books at a quiet moment
+        self.injected: list[tuple[str, int, int]] = []   # (fault kind, connection, after message): what was done
+        self._step_lock = asyncio.Lock()
         self._server = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -110,21 +128,37 @@ class SimVenue:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}{self.path}"
 
-    def mid(self) -> Decimal:
-        return self.market.mid_at(self.elapsed)
+    def mid(self, native: str | None = None) -> Decimal:
+        """The common mid of one of our symbols (the first one by default), now."""
+        unified = self.symbols[native] if native is not None else next(iter(self.symbols.values()))
+        return self.market.mid_at(self.elapsed, unified)
+
+    def client_overrides(self) -> dict[str, str]:
+        """The settings a client changes to talk to this server instead of the venue."""
+        return {"url": self.ws_url}
 
     # --- the flow ---------------------------------------------------------------------------
     async def _pump(self) -> None:
         interval = 1 / self.settings.rate
         while True:
             await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            self.elapsed += interval
-            change = self.step()
-            for session in list(self.sessions):
-                if session.subscribed and not session.silenced:
-                    await self._send_step(session, change)
+            async with self._step_lock:
+                if self.paused:
+                    continue
+                self.elapsed += interval
+                change = self.step()
+                for session in list(self.sessions):
+                    if session.subscribed and not session.silenced:
+                        await self._send_step(session, change)
+
+    async def pause(self) -> None:
+        """A barrier for tests: the flow stops, and no step is half-sent when this returns."""
+        self.paused = True
+        async with self._step_lock:
+            pass
+
+    def resume(self) -> None:
+        self.paused = False
 
     async def _send_step(self, session: Session, change: Any) -> None:
         frames = self.frames_for(session, change)
@@ -133,6 +167,7 @@ class SimVenue:
         if fault is not None:
             log.info("%s simulator: injecting %s on connection %d after message %d",
                      self.name, fault.kind, session.number, session.data_sent)
+            self.injected.append((fault.kind, session.number, session.data_sent))
             frames = self.inject(session, fault.kind, frames)
         await self.send_frames(session, frames)
         if fault is not None and fault.kind == "disconnect":
