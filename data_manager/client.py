@@ -1,288 +1,301 @@
-"""The asyncio shell: one receive task per venue, each driving its own sans-I/O processor.
+"""The asyncio shell: one task per connection, doing only what its sans-I/O processor asks.
 
-Per venue: (token request) -> connect -> reset the processor -> subscribe -> for every frame:
-`processor.receive(text)`, send what it asks to send, fetch the snapshot it asks for (in the background, so
-deltas keep arriving and are buffered meanwhile). A `FeedError` is logged in one line; the processor either
-resyncs on the same connection (KuMEX refetches its snapshot) or the connection is dropped and made again.
-Connection failures back off exponentially with jitter and a cap, forever; one venue failing never touches
-the others (each task catches its own errors; nothing is gathered with sibling cancellation).
+Per attempt: `processor.begin()`, then execute actions: `Fetch` (an HTTP request; its answer goes back
+as `http_response`), `Connect(url)` (open the WebSocket, then `connection_made()`), `Send`, and
+`Reconnect` (close; the next attempt waits for the backoff and the venue's connection limits). Every
+frame goes to `receive`, a timer calls `tick` every `TICK_SECONDS`, and a closed socket is
+`connection_lost`. `BookChanged` / `HealthChanged` go to the listener (the data manager).
+
+The shell names no venue and reads or writes no processor attribute. It never catches a processor's
+exception to decide what happens next: venue faults never leave a processor (they become actions), so
+anything that does is our own bug. It ends this connection's task, is logged with its traceback, and is
+shown to the user as an internal error; other connections go on.
+
+HTTP runs urllib in a daemon thread under a total deadline: a server that answers one byte per second
+cannot hold up `--max-wait`, Ctrl-C or the process exit.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from data_manager.errors import ConnectionLost, FeedError, MessageError, NoBook, StaleFeed
-from data_manager.venues.base import BookState, HttpRequest, VenueProcessor
+from data_manager import __version__
+from data_manager.feed import (Action, BookChanged, Connect, Fetch, FeedProcessor, HealthChanged, HttpRequest,
+                               Reconnect, Send, TICK_SECONDS)
+from data_manager.registry import ConnectLimits
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 16 * 2**20   # Coinbase's BTC-USD snapshot is one frame of several MB
-HTTP_TIMEOUT = 10.0
-TIMER_SECONDS = 0.5
-HEALTHY_SECONDS = 5.0          # live this long before a disconnect earns an immediate reconnect
-NO_BOOK_SECONDS = 30.0         # connected this long without ever a live book: reconnect (KuMEX's
-                               # level-3 silence fallback comes first, after 10 s)
+USER_AGENT = f"btc-depth/{__version__} (order-book depth tool; python-urllib)"
+MAX_FRAME_BYTES = 16 * 2**20   # Coinbase's BTC-USD snapshot is one frame of several MB; Gemini >= 8 MiB
+HTTP_TIMEOUT = 10.0            # seconds for a whole HTTP request, first byte to last
+OPEN_TIMEOUT = 10.0
+HEALTHY_SECONDS = 60.0         # live this long: the next disconnect earns an immediate retry (if allowed)
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter and a cap: base * 2**attempt, at most `cap` seconds."""
+    """Exponential backoff with full jitter and a cap: uniform(0, min(cap, base * 2**attempt))."""
 
-    base: float = 0.5
+    base: float = 1.0
     cap: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.5, 1.0) * min(self.cap, self.base * 2 ** min(attempt, 30))
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt, 30)))
 
 
-class _Reconnect(Exception):
-    """Raised inside a session when the feed must be rebuilt on a new connection."""
+class AttemptWindow:
+    """A venue's limits on connection attempts: a minimum interval, and at most N in a sliding window."""
+
+    def __init__(self, limits: ConnectLimits) -> None:
+        self.limits = limits
+        self._starts: collections.deque[float] = collections.deque()
+
+    def earliest(self, now: float) -> float:
+        """The first moment a new attempt is allowed."""
+        starts, limits = self._starts, self.limits
+        while starts and now - starts[0] >= limits.per_seconds:
+            starts.popleft()
+        earliest = starts[-1] + limits.min_interval if starts else now
+        if len(starts) >= limits.attempts:
+            earliest = max(earliest, starts[0] + limits.per_seconds)
+        return max(now, earliest)
+
+    def started(self, now: float) -> None:
+        self._starts.append(now)
 
 
-class VenueFeed:
-    """Keeps one venue's processor fed, forever, through faults and reconnects."""
+Listener = Callable[["FeedConnection", Action], None]
 
-    def __init__(self, processor: VenueProcessor, url: str, max_age: float, backoff: Backoff = Backoff(),
-                 no_book_after: float = NO_BOOK_SECONDS) -> None:
-        self.processor = processor
-        self.no_book_after = no_book_after
+
+class FeedConnection:
+    """Keeps one connection's processor fed, forever, through faults and reconnects."""
+
+    def __init__(self, processor: FeedProcessor, limits: ConnectLimits = ConnectLimits(),
+                 backoff: Backoff = Backoff(), listener: Listener | None = None,
+                 http_timeout: float = HTTP_TIMEOUT) -> None:
+        self._processor = processor
         self.name = processor.venue
-        self.url = url
-        self.max_age = max_age
+        self.limits = limits
         self.backoff = backoff
-        self.ready = asyncio.Event()
-        self.last_error: str | None = None   # the latest reason the venue was not reachable
+        self.listener = listener
+        self.http_timeout = http_timeout
+        self.last_error: str | None = None     # why the latest attempt failed, in words a trader reads
+        self.failed_attempts = 0               # attempts in a row that never opened a socket
         self.connects = 0
+        self.crashed: BaseException | None = None
+        self._window = AttemptWindow(limits)
         self._rng = random.Random()
-        self._snapshot_task: asyncio.Task | None = None
-        self._live_since: float | None = None   # when the book went live on this connection
-        self._closed_by_us = False              # a close we chose is not reported as the venue's fault
+        self._ws: ClientConnection | None = None
+        self._url: str | None = None
+        self._reconnect: str | None = None
+        self._tasks: set[asyncio.Task] = set()
 
+    # --- the loop of attempts --------------------------------------------------------------------
     async def run(self) -> None:
         attempt = 0
-        while True:
-            self._live_since = None
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except _Reconnect:
-                pass
-            except Exception as exc:  # one venue's failure is logged and retried, never propagated
-                self.last_error = _describe(exc, self.url)
-                log.warning("%s: %s", self.name, self.last_error)
-            self._update_ready()
-            # A connection that stayed live for a while earns an immediate reconnect; a venue that keeps
-            # failing, or faults again right after each snapshot, backs off so it never spins.
-            healthy = self._live_since is not None and time.monotonic() - self._live_since >= HEALTHY_SECONDS
-            attempt = 0 if healthy else attempt + 1
-            delay = self.backoff.delay(attempt, self._rng) if attempt else 0.0
-            if self.processor.state is not BookState.RESYNCING:
-                self.processor.state = BookState.CONNECTING
-            log.info("%s: reconnecting in %.1f s", self.name, delay)
-            await asyncio.sleep(delay)
-
-    async def _session(self) -> None:
-        """One connection's life, from the token request to the socket's close."""
-        url = await self._connect_url()
-        async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=1) as ws:
-            self.connects += 1
-            self.last_error = None
-            self._closed_by_us = False
-            self.processor.reset()
-            log.info("%s: connected to %s", self.name, url.split("?")[0])
-            await self._send(ws, self.processor.subscribe_messages())
-            timer = asyncio.create_task(self._timer(ws))
-            try:
-                async for frame in ws:
-                    text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-                    self._guarded(self.processor.receive, text)
-                    await self._after_receive(ws)
-                reason = "the venue closed the connection"
-            except ConnectionClosed as exc:
-                reason = f"connection lost ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
-            finally:
-                timer.cancel()
-                self._cancel_snapshot()
-                self._update_ready()
-            self.last_error = self.last_error or reason
-            if not self._closed_by_us:
-                self.processor.fault(ConnectionLost(self.name, reason))
-
-    async def _connect_url(self) -> str:
-        request = self.processor.token_request()
-        if request is None:
-            return self.processor.connect_url(self.url)
-        try:
-            status, body = await _http(request)
-        except (OSError, urllib.error.URLError) as exc:
-            raise ConnectionError(_describe(exc, request.url)) from exc
-        if status != 200:
-            raise MessageError(self.name, f"token request answered HTTP {status}", body)
-        return self.processor.connect_url(self.url, body)
-
-    def _guarded(self, apply, text: str) -> None:
-        """Run one processor step; a feed fault resyncs in place or asks for a new connection."""
-        try:
-            apply(text)
-        except FeedError as exc:
-            in_place = self.processor.fault(exc)
-            self._update_ready()
-            if not in_place:
-                raise _Reconnect() from exc
-            # In place: a snapshot already on its way is kept; the processor judges by its sequence
-            # whether it bridges the new buffer.
-
-    async def _after_receive(self, ws: ClientConnection) -> None:
-        """Send what the processor queued and start the snapshot fetch it asks for, if any."""
-        self._update_ready()
-        outbox = self.processor.take_outbox()
-        if outbox:
-            await self._send(ws, outbox)
-        if self._snapshot_task is None:
-            request = self.processor.snapshot_request()
-            if request is not None:
-                self._snapshot_task = asyncio.create_task(self._fetch_snapshot(ws, request))
-
-    async def _fetch_snapshot(self, ws: ClientConnection, request: HttpRequest) -> None:
-        try:
-            status, body = await _http(request)
-        except (OSError, urllib.error.URLError) as exc:
-            status, body = 0, str(exc)
-        self._snapshot_task = None
-        if status != 200:
-            log.warning("%s: snapshot request answered %s: %s", self.name, status or "nothing", body[:120])
-            self.processor.snapshot_failed(status, body)
-        else:
-            try:
-                self._guarded(self.processor.load_snapshot, body)
-            except _Reconnect:
-                log.warning("%s: snapshot unusable; reconnecting", self.name)
-                self._closed_by_us = True
-                await ws.close()
-                return
-        try:
-            await self._after_receive(ws)
-        except ConnectionClosed:
-            pass  # the receive loop sees the close too, and handles it
-
-    def _cancel_snapshot(self) -> None:
-        if self._snapshot_task is not None:
-            self._snapshot_task.cancel()
-            self._snapshot_task = None
-
-    async def _timer(self, ws: ClientConnection) -> None:
-        """Venue pings, time-based processor decisions and the watchdogs (stale data, no book)."""
-        connected = time.monotonic()
-        next_ping = connected + (self.processor.ping_interval or 0)
         try:
             while True:
-                await asyncio.sleep(TIMER_SECONDS)
-                now = self.processor.clock()
-                self.processor.on_timer(now)
-                if self.processor.check_age(now, self.max_age):
-                    self._update_ready()
-                error = self._watchdog(now, time.monotonic() - connected)
-                if error is not None:
-                    self.last_error = error.detail()
-                    self.processor.fault(error)
-                    self._closed_by_us = True
-                    await ws.close()
-                    return
-                if self.processor.ping_interval and time.monotonic() >= next_ping:
-                    next_ping = time.monotonic() + self.processor.ping_interval
-                    await self._send(ws, [self.processor.ping_message()])
-                await self._after_receive(ws)
+                loop = asyncio.get_running_loop()
+                start = self._window.earliest(loop.time())
+                if attempt:
+                    start = max(start, loop.time() + self.backoff.delay(attempt, self._rng))
+                if start > loop.time():
+                    log.info("%s: reconnecting in %.1f s", self.name, start - loop.time())
+                    await asyncio.sleep(start - loop.time())
+                self._window.started(loop.time())
+                live_for = await self._attempt()
+                healthy = live_for >= HEALTHY_SECONDS and self.limits.immediate_retry
+                attempt = 0 if healthy else attempt + 1
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug of ours: say so, loudly, and stop this connection only
+            self.crashed = exc
+            self.last_error = f"internal error: {type(exc).__name__}: {exc} (see the log)"
+            log.exception("%s: internal error; this feed is stopped", self.name)
+        finally:
+            self._cancel_tasks()
+
+    async def _attempt(self) -> float:
+        """One connection attempt, from `begin` to the socket's close: seconds the socket was open."""
+        processor = self._processor
+        self._url = None
+        self._reconnect = None
+        processor.begin()
+        await self._execute(processor.actions())
+        while self._url is None and self._reconnect is None and self._tasks:
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        if self._url is None:
+            self.failed_attempts += 1
+            self.last_error = self._reconnect or self.last_error
+            processor.connection_lost(self.last_error or "no connection")
+            await self._execute(processor.actions())
+            self._cancel_tasks()
+            return 0.0
+        return await self._session(self._url)
+
+    async def _session(self, url: str) -> float:
+        processor = self._processor
+        try:
+            ws = await connect(url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT, close_timeout=1,
+                               user_agent_header=USER_AGENT)
+        except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            self.failed_attempts += 1
+            self.last_error = describe(exc, url)
+            log.warning("%s: %s", self.name, self.last_error)
+            processor.connection_lost(self.last_error)
+            await self._execute(processor.actions())
+            self._cancel_tasks()
+            return 0.0
+        opened = time.monotonic()
+        self._ws = ws
+        self.connects += 1
+        self.failed_attempts = 0
+        self.last_error = None
+        log.info("%s: connected to %s", self.name, url.split("?")[0])
+        ticker = asyncio.create_task(self._ticks())
+        reason = "the venue closed the connection"
+        try:
+            processor.connection_made()
+            await self._execute(processor.actions())
+            async for frame in ws:
+                processor.receive(frame if type(frame) is str else frame.decode("utf-8", "replace"))
+                await self._execute(processor.actions())
+        except ConnectionClosed as exc:
+            reason = f"connection lost ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+        finally:
+            ticker.cancel()
+            self._ws = None
+            self._cancel_tasks()
+            await ws.close()
+        if self._reconnect is None:
+            self.last_error = reason
+            log.warning("%s: %s", self.name, reason)
+        processor.connection_lost(self._reconnect or reason)
+        await self._execute(processor.actions())
+        return time.monotonic() - opened
+
+    async def _ticks(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(TICK_SECONDS)
+                self._processor.tick(time.time())
+                await self._execute(self._processor.actions())
         except ConnectionClosed:
             return  # the receive loop sees the close too, and handles it
 
-    def _watchdog(self, now: float, connected_for: float) -> FeedError | None:
-        """A reason to drop this connection: stale for twice max_age (the socket alone proves nothing),
-        or no usable book long after connecting (a subscription that never delivers)."""
-        age = self.processor.age(now)
-        if self.processor.state is BookState.STALE and age is not None and age > 2 * self.max_age:
-            return StaleFeed(self.name, age, self.max_age)
-        if self._live_since is None and connected_for > self.no_book_after:
-            return NoBook(self.name, connected_for)
-        return None
+    # --- executing actions -----------------------------------------------------------------------
+    async def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is BookChanged or kind is HealthChanged:
+                if self.listener is not None:
+                    self.listener(self, action)
+            elif kind is Send:
+                if self._ws is not None and self._reconnect is None:
+                    await self._ws.send(action.text)
+            elif kind is Fetch:
+                self._spawn(self._fetch(action))
+            elif kind is Connect:
+                self._url = action.url
+            elif kind is Reconnect:
+                if self._reconnect is None:
+                    self._reconnect = action.reason
+                    self.last_error = action.reason
+                    log.info("%s: closing the connection: %s", self.name, action.reason)
+                    if self._ws is not None:
+                        self._spawn(self._ws.close())
+            else:
+                raise TypeError(f"unknown action {action!r}")
 
-    async def _send(self, ws: ClientConnection, frames: Iterable[str | None]) -> None:
-        for frame in frames:
-            if frame is not None:
-                await ws.send(frame)
+    async def _fetch(self, fetch: Fetch) -> None:
+        status, body = await http(fetch.request, self.http_timeout)
+        if status != 200:
+            log.warning("%s: %s %s answered %s: %s", self.name, fetch.request.method, fetch.request.url,
+                        status or "nothing", body[:160])
+        self._processor.http_response(fetch.tag, status, body)
+        await self._execute(self._processor.actions())
 
-    def _update_ready(self) -> None:
-        if self.processor.live:
-            if self._live_since is None:
-                self._live_since = time.monotonic()
-            self.ready.set()
-        else:
-            self.ready.clear()
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, ConnectionClosed):
+                self.crashed = exc
+                log.error("%s: internal error in a background step", self.name, exc_info=exc)
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+    def close(self) -> None:
+        """Shut-down: the processor ignores whatever still arrives."""
+        self._processor.close()
+        self._processor.actions()  # nothing more is executed
 
 
-async def _http(request: HttpRequest) -> tuple[int, str]:
-    """Blocking urllib in a worker thread: the receive loop keeps buffering meanwhile."""
+async def http(request: HttpRequest, timeout: float = HTTP_TIMEOUT) -> tuple[int, str]:
+    """(status, body); status 0 with a one-line reason when no answer came within `timeout` seconds.
 
-    def call() -> tuple[int, str]:
-        req = urllib.request.Request(request.url, data=request.body, method=request.method,
-                                     headers={"Content-Type": "application/json"})
+    urllib in a daemon thread: an abandoned request (deadline, Ctrl-C) never holds up the event loop or
+    the process exit, whatever the server does."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[tuple[int, str]] = loop.create_future()
+
+    def settle(result: tuple[int, str]) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    def call() -> None:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(request.url, data=request.body, method=request.method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as response:
-                return response.status, response.read().decode("utf-8", "replace")
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                result = response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:  # the body still says why (KuCoin puts a code in it)
-            return exc.code, exc.read().decode("utf-8", "replace")
+            result = exc.code, exc.read().decode("utf-8", "replace")
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            result = 0, describe(exc, request.url)
+        loop.call_soon_threadsafe(settle, result)
 
-    return await asyncio.to_thread(call)
+    threading.Thread(target=call, name="http", daemon=True).start()
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        return 0, f"no answer from {_host(request.url)} within {timeout:g} s"
 
 
-def _describe(exc: BaseException, url: str) -> str:
+def _host(url: str) -> str:
+    return url.split("//", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+
+
+def describe(exc: BaseException, url: str) -> str:
     """One line a trader understands: which address, and why it failed."""
-    host = url.split("//", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-    if isinstance(exc, ConnectionError) and exc.args and str(exc.args[0]).startswith("cannot reach"):
-        return str(exc.args[0])  # already described (the token request names its own host)
+    host = _host(url)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return f"cannot reach {host}: timed out"
+    if isinstance(exc, (InvalidHandshake, InvalidURI)):
+        return f"{host} refused the WebSocket connection: {exc}"
     if isinstance(exc, (OSError, urllib.error.URLError)):
         reason = getattr(exc, "reason", None) or exc
         return f"cannot reach {host}: {getattr(reason, 'strerror', None) or reason}"
-    if isinstance(exc, (InvalidHandshake, InvalidURI)):
-        return f"{host} refused the WebSocket connection: {exc}"
-    if isinstance(exc, MessageError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-class DataManager:
-    """Starts one task per venue and answers "which books are ready"."""
-
-    def __init__(self, feeds: list[VenueFeed]) -> None:
-        self.feeds = {feed.name: feed for feed in feeds}
-        self._tasks: list[asyncio.Task] = []
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(feed.run(), name=f"feed-{name}") for name, feed in self.feeds.items()]
-
-    async def wait_ready(self, timeout: float) -> dict[str, bool]:
-        """Wait until every venue's book is live, or `timeout` seconds; report each venue."""
-        waits = [asyncio.create_task(feed.ready.wait()) for feed in self.feeds.values()]
-        try:
-            await asyncio.wait(waits, timeout=timeout)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        return {name: feed.processor.live for name, feed in self.feeds.items()}
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    return f"{host}: {type(exc).__name__}: {exc}"

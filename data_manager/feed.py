@@ -213,7 +213,7 @@ class FeedSettings:
     `config.py` validates every field generically from its annotation and metadata: `choices`,
     `minimum`, `schemes` (for URLs)."""
 
-    url: str = field(metadata={"schemes": ("ws://", "wss://")})
+    url: str = field(default="", metadata={"schemes": ("ws://", "wss://")})
     enabled: bool = True
     symbols: tuple[str, ...] = ("BTC-USD",)
     max_age: float = field(default=10.0, metadata={"minimum": 0.5, "maximum": 3600})
