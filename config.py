@@ -1,47 +1,55 @@
 """config.yml -> frozen dataclasses, validated once at start-up.
 
-Every problem is reported as a `ConfigError` naming the file and the key path, e.g.
-`config.yml: venues.kraken.depth: expected one of 10, 25, 100, 500, 1000, got 30`. Unknown keys are
-errors too (a typo must not silently fall back to a default). Nothing is read at import time.
+The built-in `config.yml` beside this file holds every default. A user file (`--config`, else
+`BTC_DEPTH_CONFIG`) overrides only the keys it sets. Every problem is a `ConfigError` naming the file and
+the key path, e.g. `my.yml: venues.kraken.depth: expected one of 10, 25, 100, 500, 1000, got 30`.
+Unknown keys are errors too (a typo must not silently fall back to a default). Nothing is read at
+import time.
+
+Venue blocks are validated generically from each venue's settings dataclass (its registry entry): the
+field's type (bool, int, float, str, Decimal, tuple of str) and its metadata (`choices`, `minimum`,
+`maximum`, `schemes`). This module names no venue.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 import re
+import typing
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from data_manager.errors import ConfigError
-from data_manager.sim.server import FAULT_KINDS, FaultPlan, SimVenueSettings
+from data_manager.feed import FeedSettings
+from data_manager.registry import VenueSpec, venues as registered_venues
+from data_manager.sim.server import FaultPlan, SimVenueSettings
+from data_manager.symbols import Symbol
 
-VENUES = ("kraken", "gemini", "coinbase", "kumex")
-KRAKEN_DEPTHS = (10, 25, 100, 500, 1000)
+BUILTIN = Path(__file__).resolve().parent / "config.yml"
+MAX_SIM_LEVELS = 100_000
 _MISSING = object()
 
 
 @dataclass(frozen=True)
 class VenueConfig:
     name: str
-    enabled: bool
-    url: str
-    symbol: str
-    max_age: float                     # seconds without data or heartbeat before the book is stale
-    sizes: str = "BTC"                 # the unit the venue quotes sizes in
-    depth: int | None = None           # kraken: subscribed depth
-    price_precision: int | None = None  # kraken: decimals of price in the checksum
-    qty_precision: int | None = None   # kraken: decimals of qty in the checksum
-    rest_url: str | None = None        # kumex: token and snapshot endpoints
-    level3: bool = True                # kumex: try level 3 first
-    contract_value: Decimal = Decimal(1)  # kumex: USD per contract (inverse XBTUSDM: 1)
+    spec: VenueSpec
+    settings: FeedSettings
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
     seed: int
-    mid: Decimal
+    mids: dict[str, Decimal]
     venues: dict[str, SimVenueSettings]
 
 
@@ -79,34 +87,58 @@ class _Section:
             return default
         return self.data[name]
 
-    def typed(self, name: str, kind: type, default: Any = _MISSING, minimum: float | None = None) -> Any:
-        value = self.raw(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
-        if not ok:
-            raise self.fail(name, f"expected {kind.__name__}, got {_show(value)}")
-        if minimum is not None and value < minimum:
-            raise self.fail(name, f"expected at least {minimum}, got {_show(value)}")
+    def value(self, name: str, kind: Any, default: Any = _MISSING, meta: Mapping[str, Any] | None = None) -> Any:
+        """One value of type `kind`, checked against `meta` (choices, minimum, maximum, schemes)."""
+        raw = self.raw(name, default)
+        if raw is default and default is not _MISSING:
+            return raw
+        meta = meta or {}
+        value = self._typed(name, kind, raw)
+        if "choices" in meta and value not in meta["choices"]:
+            raise self.fail(name, f"expected one of {', '.join(map(str, meta['choices']))}, got {_show(raw)}")
+        if "minimum" in meta and value < meta["minimum"]:
+            raise self.fail(name, f"expected at least {meta['minimum']}, got {_show(raw)}")
+        if "maximum" in meta and value > meta["maximum"]:
+            raise self.fail(name, f"expected at most {meta['maximum']}, got {_show(raw)}")
+        if "schemes" in meta and not value.startswith(tuple(meta["schemes"])):
+            raise self.fail(name, f"expected a URL starting with {' or '.join(meta['schemes'])}, got {raw!r}")
         return value
 
-    def decimal(self, name: str, default: Any = _MISSING, positive: bool = False) -> Decimal:
-        value = self.raw(name, default)
+    def _typed(self, name: str, kind: Any, raw: Any) -> Any:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+        elif kind is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return raw
+        elif kind is float:
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw):
+                return float(raw)
+            raise self.fail(name, f"expected a finite number, got {_show(raw)}")
+        elif kind is str:
+            if isinstance(raw, str):
+                return raw
+        elif kind is Decimal:
+            return self._decimal(name, raw)
+        elif typing.get_origin(kind) is tuple:
+            items = raw if isinstance(raw, list) else None
+            if items is not None and all(isinstance(item, str) for item in items):
+                return tuple(items)
+            raise self.fail(name, f"expected a list of strings, got {_show(raw)}")
+        else:
+            raise TypeError(f"config.py cannot read a setting of type {kind!r} ({self.key(name)})")
+        raise self.fail(name, f"expected {kind.__name__}, got {_show(raw)}")
+
+    def _decimal(self, name: str, raw: Any) -> Decimal:
+        text = str(raw).strip() if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) else None
+        percent = text is not None and text.endswith("%")
         try:
-            number = Decimal(str(value)) if not isinstance(value, bool) else None
+            number = Decimal(text[:-1] if percent else text) if text else None
         except InvalidOperation:
             number = None
-        if number is None or not number.is_finite() or (positive and number <= 0):
-            raise self.fail(name, f"expected a {'positive ' if positive else ''}number, got {_show(value)}")
-        return number
-
-    def choice(self, name: str, choices: tuple, default: Any = _MISSING) -> Any:
-        value = self.raw(name, default)
-        if value not in choices or isinstance(value, bool):
-            raise self.fail(name, f"expected one of {', '.join(map(str, choices))}, got {_show(value)}")
-        return value
+        if number is None or not number.is_finite():
+            raise self.fail(name, f"expected a number, got {_show(raw)}")
+        return number / 100 if percent else number
 
     def section(self, name: str, default: Any = _MISSING) -> "_Section":
         return _Section(self.path, self.key(name), self.raw(name, default))
@@ -121,24 +153,63 @@ def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate the configuration file; raise ConfigError naming the key path."""
-    path = str(path)
+# --- files -------------------------------------------------------------------------------------
+def _read_yaml(path: str) -> Any:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "not a UTF-8 text file") from None
     except OSError as exc:
-        raise ConfigError(path, "", f"cannot read the config file ({exc.strerror})") from exc
+        raise ConfigError(path, "", f"cannot read the config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, "", f"not valid YAML{where}") from exc
+        raise ConfigError(path, "", f"not valid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(path, "", "nested too deeply") from None
+
+
+def merged(base: Any, override: Any) -> Any:
+    """`override` on top of `base`: mappings merge key by key; anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for key, value in override.items():
+            result[key] = merged(base.get(key), value) if key in base else value
+        return result
+    return override
+
+
+def config_path(cli_path: str | None) -> str | None:
+    """`--config`, then `BTC_DEPTH_CONFIG`, then none (the built-in file alone)."""
+    return cli_path or os.environ.get("BTC_DEPTH_CONFIG") or None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The built-in configuration with `path` (if any) on top; raise ConfigError naming the key path."""
+    data = _read_yaml(str(BUILTIN))
+    shown = str(BUILTIN.name)
+    if path is not None and Path(path).resolve() != BUILTIN:
+        user = _read_yaml(str(path))
+        if user is not None and not isinstance(user, dict):
+            raise ConfigError(str(path), "", f"expected a mapping at the top, got {_show(user)}")
+        data = merged(data, user or {})
+        shown = str(path)
+    return _config(shown, data)
+
+
+def _config(path: str, data: Any) -> Config:
     root = _Section(path, "", data)
+    specs = registered_venues()
     venues_section = root.section("venues")
-    venues = {name: _venue(venues_section.section(name), name) for name in VENUES if name in venues_section.data}
+    venues = {}
+    for name in venues_section.data:
+        if name not in specs:
+            raise venues_section.fail(str(name), f"unknown venue (known: {', '.join(specs)})")
+        venues[name] = VenueConfig(name, specs[name], venue_settings(venues_section.section(name), specs[name]))
     venues_section.done()
-    simulator = _simulator(root.section("simulator"))
+    simulator = _simulator(root.section("simulator"), list(venues))
     logging_config = root.raw("logging", {})
     if not isinstance(logging_config, dict):
         raise root.fail("logging", "expected a logging.config.dictConfig mapping")
@@ -148,80 +219,77 @@ def load_config(path: str | Path) -> Config:
     return Config(path, venues, simulator, logging_config)
 
 
-def _venue(section: _Section, name: str) -> VenueConfig:
-    common = dict(
-        name=name,
-        enabled=section.typed("enabled", bool, True),
-        url=_url(section, "url", ("ws://", "wss://")),
-        symbol=section.typed("symbol", str),
-        max_age=section.typed("max_age", float, 10.0, minimum=0.5),
-    )
-    if name == "kumex":
-        extra = dict(
-            sizes=section.choice("sizes", ("contracts",), "contracts"),
-            rest_url=_url(section, "rest_url", ("http://", "https://")),
-            level3=section.typed("level3", bool, True),
-            contract_value=section.decimal("contract_value", Decimal(1), positive=True),
-        )
-    elif name == "kraken":
-        extra = dict(
-            sizes=section.choice("sizes", ("BTC",), "BTC"),
-            depth=section.choice("depth", KRAKEN_DEPTHS, 10),
-            price_precision=section.typed("price_precision", int, 1, minimum=0),
-            qty_precision=section.typed("qty_precision", int, 8, minimum=0),
-        )
-    else:
-        extra = dict(sizes=section.choice("sizes", ("BTC",), "BTC"))
+def venue_settings(section: _Section, spec: VenueSpec) -> FeedSettings:
+    """A venue's settings dataclass, every field read from its block (or its default)."""
+    hints = typing.get_type_hints(spec.settings)
+    values = {}
+    for item in dataclasses.fields(spec.settings):
+        default = item.default if item.default is not dataclasses.MISSING else _MISSING
+        values[item.name] = section.value(item.name, hints[item.name], default, item.metadata)
     section.done()
-    return VenueConfig(**common, **extra)
+    for text in values.get("symbols", ()):
+        try:
+            spec.native_symbol(Symbol.parse(text))
+        except ValueError as exc:
+            raise section.fail("symbols", f"{text!r}: {exc}") from None
+    return spec.settings(**values)
 
 
-def _url(section: _Section, name: str, schemes: tuple[str, ...]) -> str:
-    value = section.typed(name, str)
-    if not value.startswith(schemes):
-        raise section.fail(name, f"expected a URL starting with {' or '.join(schemes)}, got {value!r}")
-    return value
-
-
-def _simulator(section: _Section) -> SimulatorConfig:
-    seed = section.typed("seed", int, 7)
-    mid = section.decimal("mid", Decimal(60000), positive=True)
+def _simulator(section: _Section, venue_names: list[str]) -> SimulatorConfig:
+    seed = section.value("seed", int, 7)
+    mids_section = section.section("mids", {"BTC-USD": 60000})
+    mids = {}
+    for name in mids_section.data:
+        try:
+            Symbol.parse(str(name))
+        except ValueError as exc:
+            raise mids_section.fail(str(name), str(exc)) from None
+        mid = mids_section.value(name, Decimal)
+        if mid <= 0:
+            raise mids_section.fail(str(name), f"expected a positive price, got {mid}")
+        mids[str(name).upper()] = mid
+    mids_section.done()
     faults: dict[str, list[FaultPlan]] = {}
     for index, text in enumerate(section.raw("faults", []) or []):
         try:
             venue, plan = parse_fault(str(text))
         except ValueError as exc:
-            raise section.fail(f"faults[{index}]", str(exc)) from exc
+            raise section.fail(f"faults[{index}]", str(exc)) from None
         faults.setdefault(venue, []).append(plan)
     venues_section = section.section("venues", {})
     venues = {}
-    for name in VENUES:
+    for name in venue_names:
         vs = venues_section.section(name, {})
         venues[name] = SimVenueSettings(
-            rate=vs.typed("rate", float, 20.0, minimum=0),
-            levels=vs.typed("levels", int, 300, minimum=200),
-            basis_bps=vs.decimal("basis_bps", Decimal(0)),
+            rate=vs.value("rate", float, 20.0, {"minimum": 0, "maximum": 10_000}),
+            levels=vs.value("levels", int, 300, {"minimum": 50, "maximum": MAX_SIM_LEVELS}),
+            basis_bps=vs.value("basis_bps", Decimal, Decimal(0)),
             faults=tuple(faults.get(name, ())),
         )
         vs.done()
     venues_section.done()
     section.done()
-    return SimulatorConfig(seed, mid, venues)
+    return SimulatorConfig(seed, mids, venues)
 
 
-_FAULT = re.compile(r"^(?P<venue>[a-z]+):(?P<kind>[a-z-]+)(?:@(?P<after>\d+))?$")
+_FAULT = re.compile(r"^(?P<venue>[a-z0-9_]+):(?P<kind>[a-z0-9-]+)(?:@(?P<after>\d{1,9}))?$")
 
 
 def parse_fault(text: str) -> tuple[str, FaultPlan]:
-    """`VENUE:KIND[@N]`: break VENUE's feed with KIND after its N-th data message (default 3)."""
+    """`VENUE:KIND[@N]`: break VENUE's simulated feed with KIND after its N-th data message (default 3).
+
+    Refused up front, naming what is allowed: an unknown venue, or a kind that venue's simulator cannot
+    carry (its registry entry lists what it can)."""
     match = _FAULT.match(text.strip())
     if not match:
         raise ValueError(f"expected VENUE:KIND[@N], got {text!r}")
+    specs = registered_venues()
     venue, kind = match["venue"], match["kind"]
-    if venue not in VENUES:
-        raise ValueError(f"unknown venue {venue!r} in {text!r} (expected one of {', '.join(VENUES)})")
-    if kind not in FAULT_KINDS:
-        raise ValueError(f"unknown fault {kind!r} in {text!r} (expected one of {', '.join(FAULT_KINDS)})")
+    if venue not in specs:
+        raise ValueError(f"unknown venue {venue!r} in {text!r} (expected one of {', '.join(specs)})")
+    supported = specs[venue].sim_faults
+    if kind not in supported:
+        raise ValueError(f"the {venue} simulator cannot inject {kind!r} (it can: {', '.join(supported)})")
     after = int(match["after"]) if match["after"] else 3
     if after < 1:
         raise ValueError(f"@N must be at least 1 in {text!r}")

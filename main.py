@@ -1,11 +1,18 @@
 """btc-depth: if I buy or sell N BTC right now, what price do I actually get, per venue and merged?
 
-    python3 main.py sell 15                    live venues (needs internet)
-    python3 main.py sell 15 --source sim       the built-in exchange simulator, offline
-    python3 main.py buy 2.5 --source sim --json
+examples:
+  python3 main.py sell 15                              live venues (needs internet)
+  python3 main.py sell 15 --source sim                 the built-in exchange simulator, offline
+  python3 main.py buy 2.5 --source sim --json          the same answer as JSON
+  python3 main.py sell 20 --symbol ETH-USD --source sim
+  python3 main.py sell 5 --source sim --sim-fault coinbase:gap@20 --sim-fault kraken:checksum@40
 
-Exit codes: 0 every enabled venue answered from a live book; 3 some venues were excluded (named, with
-the reason); 4 no venue was live; 2 bad input or configuration.
+exit codes:
+  0  every enabled venue answered from a live book
+  2  bad input or configuration (one line on stderr)
+  3  some venues were excluded from the merged answer (each is named, with the reason)
+  4  no venue was live
+  130 / 143  interrupted (Ctrl-C / SIGTERM)
 """
 from __future__ import annotations
 
@@ -14,20 +21,25 @@ import asyncio
 import json
 import logging
 import logging.config
+import os
+import signal
 import sys
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from config import Config, VenueConfig, load_config, parse_fault
+from config import Config, VenueConfig, config_path, load_config, parse_fault
+from data_manager import __version__
 from data_manager.errors import ConfigError
+from data_manager.session import SessionError
+from data_manager.symbols import Symbol
 
 log = logging.getLogger("main")
 
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_NONE = 0, 2, 3, 4
-SATOSHI = Decimal("0.00000001")
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+QUANTUM = Decimal("0.00000001")
 MAX_SIZE = Decimal(1_000_000)
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yml"
 
 
 class UsageError(Exception):
@@ -43,13 +55,13 @@ def parse_size(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"size must be a number of BTC, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"size must be a number, got {text!r}") from None
     if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError(f"size must be a positive number of BTC, got {text!r}")
+        raise argparse.ArgumentTypeError(f"size must be a positive number, got {text!r}")
     if value > MAX_SIZE:
-        raise argparse.ArgumentTypeError(f"size {text} BTC is more than {MAX_SIZE:,} BTC")
-    if value % SATOSHI:
-        raise argparse.ArgumentTypeError(f"size {text} BTC is finer than one satoshi (0.00000001)")
+        raise argparse.ArgumentTypeError(f"size {text} is more than {MAX_SIZE:,}")
+    if value % QUANTUM:
+        raise argparse.ArgumentTypeError(f"size {text} is finer than 0.00000001")
     return value
 
 
@@ -58,43 +70,108 @@ def positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0 or value > 3600:
+    if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 100000, got {text!r}")
+    return value
+
+
+def symbol_name(text: str) -> Symbol:
+    try:
+        return Symbol.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+COMMANDS = {
+    "buy": "l2_manager.cli:answer_command",
+    "sell": "l2_manager.cli:answer_command",
+}
+"""Each command: name -> "module:object" with `help`, `add_arguments(parser)` and `run(args, config,
+venues) -> exit code` (async). Imported only when used, so a command costs nothing until it runs."""
+
+
+def load_command(name: str):
+    import importlib
+
+    module, attribute = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="main.py", description=__doc__.split("\n\n")[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("buy", "sell"), help="buy consumes asks, sell consumes bids")
-    parser.add_argument("size", type=parse_size, help="how many BTC, e.g. 15 or 2.5")
+    parser = _Parser(prog="btc-depth", description=__doc__.split("\n\n")[0],
+                     epilog="\n\n".join(__doc__.split("\n\n")[1:]) + "\n\nfault kinds (--sim-fault): "
+                     + fault_kinds_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"btc-depth {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name in COMMANDS:
+        command = load_command(name)
+        sub = commands.add_parser(name, help=command.help(name), formatter_class=argparse.RawDescriptionHelpFormatter)
+        if getattr(command, "common", True):
+            add_common_arguments(sub)
+        command.add_arguments(sub, name)
+    return parser
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--symbol", type=symbol_name, default=Symbol("BTC", "USD"),
+                        help="unified BASE-QUOTE symbol (default BTC-USD)")
     parser.add_argument("--source", choices=("live", "sim"), default="live",
                         help="live venues (default) or the built-in offline simulator")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--max-wait", type=positive_seconds, default=10.0,
                         help="seconds to wait for the books to be ready (default 10)")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="configuration file (default config.yml)")
+    parser.add_argument("--config", help="configuration file on top of the built-in one "
+                                         "(default: $BTC_DEPTH_CONFIG, else none)")
     parser.add_argument("--venues", help="comma-separated subset of the enabled venues, e.g. kraken,gemini")
-    parser.add_argument("--seed", type=int, help="simulator seed (default: simulator.seed in the config)")
+    parser.add_argument("--seed", type=int, help="simulator seed (--source sim only)")
     parser.add_argument("--sim-fault", action="append", default=[], metavar="VENUE:KIND[@N]",
-                        help="break a simulated feed on purpose, e.g. kraken:checksum@5 (repeatable)")
-    parser.add_argument("--levels", type=int, default=12, metavar="N",
-                        help="levels shown per tree before eliding the middle (default 12; --json has all)")
-    parser.add_argument("--watch", type=positive_seconds, metavar="SECONDS",
-                        help="keep running and redraw the answer every SECONDS")
-    return parser
+                        help="break a simulated feed on purpose after its N-th message (--source sim only)")
 
 
-def select_venues(config: Config, names: str | None) -> list[VenueConfig]:
+def fault_kinds_help() -> str:
+    from data_manager.registry import venues
+
+    return "; ".join(f"{name}: {', '.join(spec.sim_faults) or 'none'}" for name, spec in venues().items())
+
+
+def select_venues(config: Config, names: str | None, symbol: Symbol) -> list[VenueConfig]:
+    """The enabled venues (or the `--venues` subset) that list `symbol`."""
     enabled = config.enabled
-    if not names:
-        return enabled
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    known = {v.name for v in enabled}
-    for name in wanted:
-        if name not in known:
-            raise UsageError(f"--venues: {name!r} is not an enabled venue (enabled: {', '.join(sorted(known))})")
-    return [v for v in enabled if v.name in wanted]
+    if names is not None:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        if not wanted:
+            raise UsageError("--venues: expected venue names separated by commas, e.g. kraken,gemini")
+        known = {v.name for v in enabled}
+        for name in wanted:
+            if name not in known:
+                raise UsageError(f"--venues: {name!r} is not an enabled venue (enabled: {', '.join(sorted(known))})")
+        enabled = [v for v in enabled if v.name in wanted]
+    listing = [v for v in enabled if symbol.name in v.settings.symbols]
+    if not listing:
+        offered = sorted({s for v in enabled for s in v.settings.symbols})
+        raise UsageError(f"--symbol: no enabled venue lists {symbol.name} (configured: {', '.join(offered)})")
+    return listing
+
+
+def check_source_flags(args: argparse.Namespace) -> None:
+    if args.source != "sim" and (args.seed is not None or args.sim_fault):
+        raise UsageError("--seed and --sim-fault work only with --source sim")
+    for text in args.sim_fault:
+        try:
+            parse_fault(text)
+        except ValueError as exc:
+            raise UsageError(f"--sim-fault: {exc}") from None
 
 
 def apply_cli_to_config(config: Config, args: argparse.Namespace) -> Config:
@@ -103,10 +180,7 @@ def apply_cli_to_config(config: Config, args: argparse.Namespace) -> Config:
     if args.seed is not None:
         simulator = replace(simulator, seed=args.seed)
     for text in args.sim_fault:
-        try:
-            venue, plan = parse_fault(text)
-        except ValueError as exc:
-            raise UsageError(f"--sim-fault: {exc}") from None
+        venue, plan = parse_fault(text)
         settings = simulator.venues[venue]
         venues = {**simulator.venues, venue: replace(settings, faults=settings.faults + (plan,))}
         simulator = replace(simulator, venues=venues)
@@ -114,119 +188,49 @@ def apply_cli_to_config(config: Config, args: argparse.Namespace) -> Config:
 
 
 def setup_logging(config: Config) -> None:
-    if config.logging:
-        try:
-            logging.config.dictConfig(config.logging)
-        except (ValueError, TypeError, AttributeError, ImportError) as exc:
-            raise ConfigError(config.path, "logging", f"not a usable dictConfig block ({exc})") from None
-
-
-def build_processor(venue: VenueConfig):
-    """The sans-I/O processor for one configured venue."""
-    from data_manager.venues.coinbase import CoinbaseProcessor
-    from data_manager.venues.gemini import GeminiProcessor
-    from data_manager.venues.kraken import KrakenProcessor
-    from data_manager.venues.kumex import KumexProcessor
-
-    if venue.name == "kraken":
-        return KrakenProcessor(venue.symbol, depth=venue.depth, price_precision=venue.price_precision,
-                               qty_precision=venue.qty_precision)
-    if venue.name == "kumex":
-        return KumexProcessor(venue.symbol, rest_url=venue.rest_url, level3=venue.level3,
-                              contract_value=venue.contract_value)
-    return {"gemini": GeminiProcessor, "coinbase": CoinbaseProcessor}[venue.name](venue.symbol)
-
-
-async def run(args: argparse.Namespace, config: Config, venues: list[VenueConfig]) -> int:
-    """Start the feeds (and the simulator), wait for the books, answer, stop everything."""
-    from data_manager.client import DataManager, VenueFeed
-    from data_manager.sim.simulator import Simulator
-
-    simulator = None
-    if args.source == "sim":
-        sim_config = config.simulator
-        simulator = Simulator(sim_config.seed, sim_config.mid, sim_config.venues, [v.name for v in venues])
-        await simulator.start()
-        venues = [_pointed_at(v, simulator.endpoint(v.name)) for v in venues]
-    manager = DataManager([VenueFeed(build_processor(v), v.url, v.max_age) for v in venues])
-    manager.start()
+    """The `logging:` block, with every file under BTC_DEPTH_LOG_DIR (default /tmp); never the terminal."""
+    log_dir = os.environ.get("BTC_DEPTH_LOG_DIR")
+    block = json.loads(json.dumps(config.logging))
+    for handler in block.get("handlers", {}).values():
+        if isinstance(handler, dict) and "filename" in handler and log_dir:
+            handler["filename"] = str(Path(log_dir) / Path(str(handler["filename"])).name)
     try:
-        await manager.wait_ready(args.max_wait)
-        if args.watch:
-            return await _watch(args, manager)
-        return _answer_once(args, manager)
-    finally:
-        await manager.stop()
-        if simulator is not None:
-            await simulator.close()
+        logging.config.dictConfig(block)
+    except (ValueError, TypeError, AttributeError, ImportError) as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(config.path, "logging", f"not a usable logging block ({cause})") from None
+    logging.lastResort = None  # a warning with no handler must not reach the terminal
 
 
-def _pointed_at(venue: VenueConfig, endpoint) -> VenueConfig:
-    return replace(venue, url=endpoint.ws_url, rest_url=endpoint.rest_url or venue.rest_url)
-
-
-def _answer(args: argparse.Namespace, manager):
-    from l2_manager.answer import build_answer
-    from l2_manager.depletion import Action
-
-    processors = {name: feed.processor for name, feed in manager.feeds.items()}
-    reasons = {name: (f"not live after {args.max_wait:g} s: {feed.last_error}" if feed.last_error else None)
-               for name, feed in manager.feeds.items()}
-    return build_answer(Action(args.action), args.size, processors, args.source, reasons)
-
-
-def _exit_code(answer) -> int:
-    live = sum(1 for status, _ in answer.venues if status.included)
-    return EXIT_OK if live == len(answer.venues) else EXIT_NONE if live == 0 else EXIT_PARTIAL
-
-
-def _answer_once(args: argparse.Namespace, manager) -> int:
-    from rich.console import Console
-
-    from l2_manager.render import answer_json, render
-
-    answer = _answer(args, manager)
-    code = _exit_code(answer)
-    log.info("answered %s %s from %s: exit %d", args.action, args.size, args.source, code)
-    if args.json:
-        print(json.dumps(answer_json(answer), indent=2))
-    if code == EXIT_NONE:
-        for status, _ in answer.venues:
-            print(f"{status.name}: {status.reason}", file=sys.stderr)
-        if args.source == "live":
-            print("hint: no venue could be reached from this machine; "
-                  "`--source sim` runs the same client against the built-in simulator", file=sys.stderr)
-    elif not args.json:
-        render(answer, Console(), args.levels)
-    return code
-
-
-async def _watch(args: argparse.Namespace, manager) -> int:
-    from rich.console import Console
-    from rich.live import Live
-
-    from l2_manager.render import answer_group
-
-    console = Console()
-    with Live(console=console, auto_refresh=False, screen=False) as live:
-        while True:
-            live.update(answer_group(_answer(args, manager), args.levels), refresh=True)
-            await asyncio.sleep(args.watch)
+def _terminate(signum, frame) -> None:
+    raise SystemExit(EXIT_TERMINATED)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        config = apply_cli_to_config(load_config(args.config), args)
-        venues = select_venues(config, args.venues)
+        common = getattr(load_command(args.command), "common", True)
+        if common:
+            check_source_flags(args)
+        config = load_config(config_path(getattr(args, "config", None)))
+        if common:
+            config = apply_cli_to_config(config, args)
+            venues = select_venues(config, args.venues, args.symbol)
+        else:
+            venues = config.enabled
         setup_logging(config)
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        return asyncio.run(run(args, config, venues))
+        return asyncio.run(load_command(args.command).run(args, config, venues))
+    except (UsageError, SessionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

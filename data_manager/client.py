@@ -25,14 +25,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from data_manager import __version__
 from data_manager.feed import (Action, BookChanged, Connect, Fetch, FeedProcessor, HealthChanged, HttpRequest,
-                               Reconnect, Send, TICK_SECONDS)
+                               OrderEvent, Reconnect, Send, TICK_SECONDS)
 from data_manager.registry import ConnectLimits
 
 log = logging.getLogger(__name__)
@@ -79,18 +79,29 @@ class AttemptWindow:
 Listener = Callable[["FeedConnection", Action], None]
 
 
+class WireTap(Protocol):
+    """Sees everything that crosses the wire of one connection, in order (a recorder implements it)."""
+
+    def opened(self, url: str) -> None: ...
+    def sent(self, text: str) -> None: ...
+    def received(self, text: str) -> None: ...
+    def http(self, request: HttpRequest, tag: str, status: int, body: str) -> None: ...
+    def closed(self, reason: str) -> None: ...
+
+
 class FeedConnection:
     """Keeps one connection's processor fed, forever, through faults and reconnects."""
 
     def __init__(self, processor: FeedProcessor, limits: ConnectLimits = ConnectLimits(),
                  backoff: Backoff = Backoff(), listener: Listener | None = None,
-                 http_timeout: float = HTTP_TIMEOUT) -> None:
+                 http_timeout: float = HTTP_TIMEOUT, tap: WireTap | None = None) -> None:
         self._processor = processor
         self.name = processor.venue
         self.limits = limits
         self.backoff = backoff
         self.listener = listener
         self.http_timeout = http_timeout
+        self.tap = tap
         self.last_error: str | None = None     # why the latest attempt failed, in words a trader reads
         self.failed_attempts = 0               # attempts in a row that never opened a socket
         self.connects = 0
@@ -159,6 +170,9 @@ class FeedConnection:
             self._cancel_tasks()
             return 0.0
         opened = time.monotonic()
+        tap = self.tap
+        if tap is not None:
+            tap.opened(url)
         self._ws = ws
         self.connects += 1
         self.failed_attempts = 0
@@ -170,7 +184,10 @@ class FeedConnection:
             processor.connection_made()
             await self._execute(processor.actions())
             async for frame in ws:
-                processor.receive(frame if type(frame) is str else frame.decode("utf-8", "replace"))
+                text = frame if type(frame) is str else frame.decode("utf-8", "replace")
+                if tap is not None:
+                    tap.received(text)
+                processor.receive(text)
                 await self._execute(processor.actions())
         except ConnectionClosed as exc:
             reason = f"connection lost ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
@@ -182,6 +199,8 @@ class FeedConnection:
         if self._reconnect is None:
             self.last_error = reason
             log.warning("%s: %s", self.name, reason)
+        if tap is not None:
+            tap.closed(self._reconnect or reason)
         processor.connection_lost(self._reconnect or reason)
         await self._execute(processor.actions())
         return time.monotonic() - opened
@@ -199,11 +218,13 @@ class FeedConnection:
     async def _execute(self, actions: list[Action]) -> None:
         for action in actions:
             kind = type(action)
-            if kind is BookChanged or kind is HealthChanged:
+            if kind is BookChanged or kind is HealthChanged or kind is OrderEvent:
                 if self.listener is not None:
                     self.listener(self, action)
             elif kind is Send:
                 if self._ws is not None and self._reconnect is None:
+                    if self.tap is not None:
+                        self.tap.sent(action.text)
                     await self._ws.send(action.text)
             elif kind is Fetch:
                 self._spawn(self._fetch(action))
@@ -221,6 +242,8 @@ class FeedConnection:
 
     async def _fetch(self, fetch: Fetch) -> None:
         status, body = await http(fetch.request, self.http_timeout)
+        if self.tap is not None:
+            self.tap.http(fetch.request, fetch.tag, status, body)
         if status != 200:
             log.warning("%s: %s %s answered %s: %s", self.name, fetch.request.method, fetch.request.url,
                         status or "nothing", body[:160])

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -115,7 +116,24 @@ class HealthChanged:
     state: FeedState
 
 
-Action = Connect | Send | Fetch | Reconnect | BookChanged | HealthChanged
+@dataclass(frozen=True)
+class OrderEvent:
+    """One level-3 order event as the venue published it, for subscribers that follow orders
+    (a Redis channel, `track`). `kind` is the venue's own word (received/open/match/update/done on
+    KuMEX; order_created/order_changed/order_deleted on Bitstamp)."""
+
+    key: "FeedKey"
+    kind: str
+    order_id: str
+    side: str | None = None
+    price: Decimal | None = None
+    size: Decimal | None = None         # the order's remaining size after the event, when known
+    filled: Decimal | None = None       # what this event filled, when known
+    client_oid: str | None = None
+    at: float | None = None             # the venue's event time, epoch seconds, when it has one
+
+
+Action = Connect | Send | Fetch | Reconnect | BookChanged | HealthChanged | OrderEvent
 
 
 # --- per book ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from data_manager.client import Backoff, FeedConnection
+from data_manager.client import Backoff, FeedConnection, WireTap
 from data_manager.feed import Action, BookView, FeedKey, FeedProcessor, FeedSettings, FeedState, HealthChanged
 from data_manager.registry import VenueSpec
 from data_manager.symbols import Symbol
@@ -34,7 +34,9 @@ class FeedPlan:
 
 class DataManager:
     def __init__(self, plans: Sequence[FeedPlan], clock: Callable[[], float] = time.time,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None,
+                 tap: Callable[[str, int], WireTap | None] | None = None) -> None:
+        """`tap(venue, connection index)` gives each connection its wire tap (a recorder), if any."""
         self.connections: list[FeedConnection] = []
         self.views: dict[FeedKey, BookView] = {}
         self._connection_of: dict[FeedKey, FeedConnection] = {}
@@ -45,8 +47,10 @@ class DataManager:
         for plan in plans:
             for symbols in plan.spec.connections(plan.settings, plan.symbols):
                 processor = plan.spec.processor(plan.settings, symbols, clock)
+                index = sum(1 for c in self.connections if c.name == processor.venue)
                 connection = FeedConnection(processor, plan.spec.limits, backoff or Backoff(),
-                                            listener=self._on_action)
+                                            listener=self._on_action,
+                                            tap=tap(processor.venue, index) if tap is not None else None)
                 self.connections.append(connection)
                 self.processors.append(processor)
                 for symbol, native in symbols:

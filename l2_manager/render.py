@@ -52,19 +52,25 @@ def summary_line(answer: Answer) -> Text:
     side = "asks" if answer.action is Action.BUY else "bids"
     live = sum(1 for status, _ in answer.venues if status.included)
     stamp = time.strftime("%H:%M:%S UTC", time.gmtime(answer.at))
-    return Text(f"{answer.action.value.upper()} {answer.size} BTC · consumes {side} · "
+    return Text(f"{answer.action.value.upper()} {amount(answer.size)} {answer.symbol.base} · consumes {side} · "
                 f"{live}/{len(answer.venues)} venues live · source {answer.source} · {stamp}",
                 style=STYLES["summary"])
 
 
-def _result_lines(depletion: Depletion) -> list[str]:
-    return [f"filled {size(depletion.filled)} of {depletion.requested} BTC · VWAP {price(depletion.vwap)} · "
+def amount(value: Decimal) -> str:
+    """A size as the user wrote it, never in exponent notation (1E-8 -> 0.00000001)."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _result_lines(depletion: Depletion, unit: str) -> list[str]:
+    return [f"filled {size(depletion.filled)} of {amount(depletion.requested)} {unit} · VWAP {price(depletion.vwap)} · "
             f"slippage {bps(depletion.slippage_bps)}",
             f"best {price(depletion.best_price)} · worst {price(depletion.worst_price)}"]
 
 
-def _shortfall_line(depletion: Depletion) -> str:
-    return (f"SHORTFALL {size(depletion.shortfall)} BTC: the book as held ran out after "
+def _shortfall_line(depletion: Depletion, unit: str) -> str:
+    return (f"SHORTFALL {size(depletion.shortfall)} {unit}: the book as held ran out after "
             f"{plural(depletion.levels_consumed, 'level')}")
 
 
@@ -102,14 +108,15 @@ def _levels_node(parent: Tree, depletion: Depletion, max_levels: int, with_venue
             node.add(Text(_step_line(step, with_venue), style=style))
 
 
-def _add_result(tree: Tree, depletion: Depletion | None, max_levels: int, with_venue: bool, style: str) -> None:
+def _add_result(tree: Tree, depletion: Depletion | None, max_levels: int, with_venue: bool, style: str,
+                unit: str) -> None:
     if depletion is None or not depletion.fills:
         tree.add(Text("no levels on this side of the book", style=STYLES["shortfall"]))
         return
-    for line in _result_lines(depletion):
+    for line in _result_lines(depletion, unit):
         tree.add(Text(line, style=STYLES["result"] if style != STYLES["excluded"] else style))
     if not depletion.complete:
-        tree.add(Text(_shortfall_line(depletion), style=STYLES["shortfall"]))
+        tree.add(Text(_shortfall_line(depletion, unit), style=STYLES["shortfall"]))
     _levels_node(tree, depletion, max_levels, with_venue, style)
 
 
@@ -136,7 +143,7 @@ def _checks_line(status: VenueStatus) -> Text:
 
 
 def venue_tree(status: VenueStatus, depletion: Depletion | None, side_style: str,
-               max_levels: int = DEFAULT_MAX_LEVELS) -> Tree:
+               max_levels: int = DEFAULT_MAX_LEVELS, unit: str = "BTC") -> Tree:
     tree = Tree(_status_header(status), guide_style=STYLES["note"])
     if not status.included:
         tree.add(Text(f"EXCLUDED from the merged book: {status.reason}", style=STYLES["warning"]))
@@ -149,7 +156,7 @@ def venue_tree(status: VenueStatus, depletion: Depletion | None, side_style: str
         fault = status.last_fault
         tree.add(Text(f"last fault: {fault['kind']} ({fault['detail']}) at "
                       f"{time.strftime('%H:%M:%S', time.gmtime(fault['at']))} UTC", style=STYLES["warning"]))
-    _add_result(tree, depletion, max_levels, False, side_style if status.included else STYLES["excluded"])
+    _add_result(tree, depletion, max_levels, False, side_style if status.included else STYLES["excluded"], unit)
     return tree
 
 
@@ -157,16 +164,16 @@ def merged_tree(answer: Answer, side_style: str, max_levels: int = DEFAULT_MAX_L
     included = [status.name for status, _ in answer.venues if status.included]
     tree = Tree(Text(f"merged book · {plural(len(included), 'live venue')}: {', '.join(included) or 'none'}",
                      style=STYLES["merged"]), guide_style=STYLES["note"])
-    _add_result(tree, answer.merged, max_levels, True, side_style)
+    _add_result(tree, answer.merged, max_levels, True, side_style, answer.symbol.base)
     return tree
 
 
-def allocation_tree(merged: Depletion) -> Tree:
+def allocation_tree(merged: Depletion, unit: str = "BTC") -> Tree:
     tree = Tree(Text("allocation of the merged order: venue, size, share, VWAP of its part",
                      style=STYLES["merged"]), guide_style=STYLES["note"])
     for venue, part in _allocation(merged).items():
         share = part["size"] / merged.filled * 100
-        tree.add(Text(f"{venue:<9} {size(part['size']):>14} BTC  {share:6.2f} %  VWAP {price(part['vwap'])}"))
+        tree.add(Text(f"{venue:<9} {size(part['size']):>14} {unit}  {share:6.2f} %  VWAP {price(part['vwap'])}"))
     return tree
 
 
@@ -182,10 +189,10 @@ def answer_group(answer: Answer, max_levels: int = DEFAULT_MAX_LEVELS) -> Group:
     side_style = STYLES["ask"] if answer.action is Action.BUY else STYLES["bid"]
     parts: list[Any] = [summary_line(answer)]
     for status, depletion in answer.venues:
-        parts.append(venue_tree(status, depletion, side_style, max_levels))
+        parts.append(venue_tree(status, depletion, side_style, max_levels, answer.symbol.base))
     parts.append(merged_tree(answer, side_style, max_levels))
     if answer.merged is not None and answer.merged.fills:
-        parts.append(allocation_tree(answer.merged))
+        parts.append(allocation_tree(answer.merged, answer.symbol.base))
     return Group(*parts)
 
 
@@ -243,9 +250,10 @@ def answer_json(answer: Answer) -> dict:
                             if answer.merged else {})
     return {
         "action": answer.action.value,
-        "size": str(answer.size),
+        "size": amount(answer.size),
+        "symbol": answer.symbol.name,
         "side": "ask" if answer.action is Action.BUY else "bid",
-        "unit": "BTC",
+        "unit": answer.symbol.base,
         "source": answer.source,
         "at": answer.at,
         "venues": venues,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from data_manager.book import Side
-from data_manager.feed import (BookChanged, Connect, Fetch, FeedProcessor, FeedState, HealthChanged, Reconnect,
-                               Send, TICK_SECONDS)
+from data_manager.feed import (BookChanged, Connect, Fetch, FeedProcessor, FeedState, HealthChanged, OrderEvent,
+                               Reconnect, Send, TICK_SECONDS)
 
 
 class FakeClock:
@@ -39,6 +39,7 @@ class Driver:
         self.pending_fetches: dict[str, Fetch] = {}
         self.changed: list[str] = []                 # keys of BookChanged, in order
         self.health: list[tuple[str, FeedState]] = []
+        self.order_events: list[OrderEvent] = []
         self.connected = False
 
     # --- playing the shell -------------------------------------------------------------------
@@ -107,6 +108,8 @@ class Driver:
             self.changed.append(str(action.key))
         elif type(action) is HealthChanged:
             self.health.append((str(action.key), action.state))
+        elif type(action) is OrderEvent:
+            self.order_events.append(action)
         else:
             raise AssertionError(f"unknown action {action!r}")
 
