@@ -235,6 +235,12 @@ class FeedSettings:
     enabled: bool = True
     symbols: tuple[str, ...] = ("BTC-USD",)
     max_age: float = field(default=10.0, metadata={"minimum": 0.5, "maximum": 3600})
+    taker_fee: Decimal = field(default=Decimal(0), metadata={"minimum": Decimal(0), "maximum": Decimal("0.1")})
+    """A fraction of the notional (config takes "0.40%" or 0.004): what a market order pays."""
+    min_order: Decimal = field(default=Decimal(0), metadata={"minimum": Decimal(0)})
+    """The venue's smallest order, in base units (0: none known)."""
+    size_increment: Decimal = field(default=Decimal(0), metadata={"minimum": Decimal(0)})
+    """Order sizes must be a multiple of this, in base units (0: none known)."""
 
 
 # --- the processor ------------------------------------------------------------------------------
