@@ -1,62 +1,13 @@
 """The feed contract itself, on a toy venue: states, the transition table, faults as actions, closing,
 watchdogs, and our own bugs propagating instead of being relabelled as venue faults."""
-from decimal import Decimal
-
 import pytest
 
 from data_manager import parse
 from data_manager.book import Side
 from data_manager.errors import MessageError
-from data_manager.feed import (TRANSITIONS, Connect, FeedProcessor, FeedSettings, FeedState, Health, FeedKey,
-                               InvalidTransition, Reconnect, Send)
-from data_manager.symbols import Symbol
+from data_manager.feed import TRANSITIONS, FeedKey, FeedState, Health, InvalidTransition, Reconnect
 from data_manager.sync import BridgeState, SnapshotBridge
-from tests.driver import Driver, FakeClock
-
-D = Decimal
-
-
-class Toy(FeedProcessor):
-    """{"book": [[bid price, size]], "asks": [...]} is a whole book; {"bid": [p, s]} an update."""
-
-    venue = "toy"
-    ping_interval = 5.0
-
-    def on_connected(self) -> None:
-        self.emit(Send('{"subscribe":"BTC-USD"}'))
-
-    def on_frame(self, text: str) -> None:
-        message = parse.decode_object(self.venue, text)
-        feed = self.books["BTC-USD"]
-        if "bug" in message:
-            raise KeyError("our own bug")
-        if "book" in message:
-            bids = [parse.level(self.venue, "bid", p, s, text) for p, s in message["book"]]
-            asks = [parse.level(self.venue, "ask", p, s, text) for p, s in message["asks"]]
-            feed.book.replace(bids, asks)
-            self.go_live(feed)
-            self.applied(feed)
-        elif "bid" in message:
-            if feed.health.state is not FeedState.LIVE:
-                raise MessageError(self.venue, "update before the book", text)
-            p, s = message["bid"]
-            feed.book.apply(Side.BID, *parse.level(self.venue, "bid", p, s, text))
-            self.applied(feed)
-            self.touch(feed)
-        elif "hb" in message:
-            self.touch(feed)
-
-    def ping_message(self) -> str:
-        return '{"ping":1}'
-
-
-BOOK = '{"book":[["100","1"],["99","2"]],"asks":[["101","1"]]}'
-
-
-def toy(max_age: float = 10.0) -> Driver:
-    clock = FakeClock()
-    processor = Toy(FeedSettings(url="ws://toy", max_age=max_age), [(Symbol("BTC", "USD"), "BTC-USD")], clock)
-    return Driver(processor, clock=clock)
+from tests.toy import BOOK, D, toy
 
 
 def test_a_connection_subscribes_and_a_whole_book_makes_it_live():
