@@ -194,12 +194,17 @@ def setup_logging(config: Config) -> None:
     for handler in block.get("handlers", {}).values():
         if isinstance(handler, dict) and "filename" in handler and log_dir:
             handler["filename"] = str(Path(log_dir) / Path(str(handler["filename"])).name)
+    logging.lastResort = None  # a warning with no handler must not reach the terminal
     try:
         logging.config.dictConfig(block)
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
         cause = exc.__cause__ or exc
+        if isinstance(cause, OSError):  # an unwritable log directory: say so once, run without logs
+            print(f"warning: cannot write the log files ({cause.strerror}: {cause.filename}); "
+                  "running without logs (set BTC_DEPTH_LOG_DIR)", file=sys.stderr)
+            logging.getLogger().handlers[:] = [logging.NullHandler()]
+            return
         raise ConfigError(config.path, "logging", f"not a usable logging block ({cause})") from None
-    logging.lastResort = None  # a warning with no handler must not reach the terminal
 
 
 def _terminate(signum, frame) -> None:
