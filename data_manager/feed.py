@@ -330,8 +330,8 @@ class FeedProcessor:
         self.on_connected()
 
     def receive(self, text: str) -> None:
-        if self._closing_reason is not None:
-            return  # the connection is closing: its leftovers never touch a book
+        if self._closing_reason is not None or self._connected_at is None:
+            return  # the connection is closing (or gone): its leftovers never touch a book
         try:
             self.on_frame(text)
         except FeedError as error:

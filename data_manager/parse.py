@@ -141,9 +141,9 @@ def fast_level(price_text: Any, size_text: Any) -> tuple[Decimal, Decimal] | Non
     `level()` decides, and words the refusal). No exponent notation, no sign, no NaN/Infinity."""
     if (type(price_text) is str and type(size_text) is str and len(price_text) <= 24 and len(size_text) <= 28
             and _PLAIN(price_text) and _PLAIN(size_text)):
-        p = Decimal(price_text)
-        if p and p < MAX_PRICE:
-            return p, Decimal(size_text)
+        p, s = Decimal(price_text), Decimal(size_text)
+        if p and p < MAX_PRICE and s < MAX_SIZE:
+            return p, s
     return None
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from data_manager.book import Level, Side
-from data_manager.errors import MessageError, SequenceGap
+from data_manager.errors import FeedError, MessageError, SequenceGap
 from data_manager.feed import FeedBook, FeedProcessor, FeedSettings, Send
 from data_manager.parse import decode_object, fast_level, level, require
 from data_manager.registry import ConnectLimits, VenueSpec
@@ -85,6 +85,12 @@ class CoinbaseProcessor(FeedProcessor):
         self._next_sequence = None
         self._next_by_stream.clear()
         self._synced.clear()
+
+    def resync_in_place(self, error: FeedError) -> bool:
+        """Never: the base drops the books and reconnects. Their snapshots are forgotten here at once, so
+        that no later update of this connection can rebuild a partial book."""
+        self._synced.clear()
+        return False
 
     def on_connected(self) -> None:
         for message in self.subscribe_messages():
@@ -246,6 +252,9 @@ class CoinbaseProcessor(FeedProcessor):
         return parsed
 
     def _apply(self, parsed: list[tuple[FeedBook, str, list[Level], list[Level]]], sequence: int) -> None:
+        """Every event into its book, in the order sent; then each changed book is counted, checked and
+        announced once for the frame."""
+        changed: dict[str, FeedBook] = {}
         for feed, kind, bids, asks in parsed:
             if kind == SNAPSHOT:
                 feed.book.replace(bids, asks)
@@ -255,6 +264,8 @@ class CoinbaseProcessor(FeedProcessor):
                          feed.book.depth(_BID), feed.book.depth(_ASK))
             else:
                 feed.book.update(bids, asks)
+            changed[feed.native] = feed
+        for feed in changed.values():
             feed.health.integrity.last_sequence = sequence
             self.touch(feed)
             self.applied(feed)
@@ -262,7 +273,8 @@ class CoinbaseProcessor(FeedProcessor):
     def _on_heartbeat(self, sequence: int) -> None:
         """Proof of life once a second, even when the books are quiet ("Heartbeats Channel"). Real:
         {"channel":"heartbeats","client_id":"","timestamp":"2023-10-23T14:43:13.362842145Z","sequence_num":150,
-         "events":[{"current_time":"2023-10-23 14:43:13.362521689 +0000 UTC m=+425760.164580852","heartbeat_counter":14191}]}
+         "events":[{"current_time":"2023-10-23 14:43:13.362521689 +0000 UTC m=+425760.164580852",
+                    "heartbeat_counter":14191}]}
         Its `sequence_num` was already checked, which is what catches a lost frame; `heartbeat_counter` is
         an int in the docs and a string in a ccxt sample, so it is not read."""
         for feed in self._synced.values():
