@@ -40,7 +40,7 @@ from enum import Enum
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 from data_manager.book import L2Book, L3Book, Level, Side
-from data_manager.errors import ConnectionLost, CrossedBook, FeedError, NoBook, StaleFeed
+from data_manager.errors import ConnectionLost, CrossedBook, FeedError, NoBook, SnapshotError, StaleFeed
 from data_manager.symbols import Symbol
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,14 @@ class FeedProcessor:
         self._actions.append(action)
 
     def go_live(self, feed: FeedBook, sequence: int | None = None) -> None:
-        """The book now holds a whole book (a snapshot, or a bridged REST snapshot)."""
+        """The book now holds a whole book (a snapshot, or a bridged REST snapshot).
+
+        A whole book of a listed market has both sides: a one-sided "book" is refused as a fault (it is
+        what a diff taken for a snapshot looks like), so it can never be reported live."""
+        book = feed.book
+        if not book.depth(Side.BID) or not book.depth(Side.ASK):
+            raise SnapshotError(self.venue, f"{feed.key.symbol}: a whole book with "
+                                            f"{book.depth(Side.BID)} bids and {book.depth(Side.ASK)} asks")
         feed.health.integrity.since_snapshot(sequence)
         feed.health.last_data = self.clock()
         feed.health.to(FeedState.LIVE, feed.health.last_data)
