@@ -61,6 +61,7 @@ class FeedState(str, Enum):
 
 
 _S = FeedState
+_STALE = FeedState.STALE  # read per message: an Enum member read from its class is slow (3.11)
 TRANSITIONS: dict[FeedState, frozenset[FeedState]] = {
     _S.CONNECTING: frozenset({_S.SYNCING, _S.CLOSING}),
     _S.SYNCING: frozenset({_S.LIVE, _S.RESYNCING, _S.CLOSING}),
@@ -401,7 +402,7 @@ class FeedProcessor:
         """Data or a heartbeat arrived for this book: it is alive."""
         health = feed.health
         now = health.last_data = self.clock()
-        if health.state is FeedState.STALE:
+        if health.state is _STALE:
             health.to(FeedState.LIVE, now)
 
     def touch_all(self) -> None:

@@ -51,11 +51,13 @@ def decode(venue: str, text: str | bytes) -> Any:
                 value, end = DECODER.raw_decode(text)
                 if end == len(text):
                     return value
-            except (ValueError, RecursionError):
+            except (ValueError, RecursionError, ArithmeticError):
                 pass
             return DECODER.decode(text)
         return DECODER.decode(_bytes_to_text(text))
-    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
+    except (ValueError, RecursionError, ArithmeticError) as exc:
+        # json.JSONDecodeError is a ValueError; a number whose exponent does not fit makes Decimal raise
+        # InvalidOperation (an ArithmeticError) from inside the decoder
         raise MessageError(venue, f"not JSON ({type(exc).__name__}: {exc})", text) from exc
 
 
@@ -160,6 +162,7 @@ _PLAIN = _plain
 
 def checked(venue: str, side: object, p: Decimal, s: Decimal, text: str | bytes) -> tuple[Decimal, Decimal]:
     """A level already decoded as Decimals (venues that send JSON numbers): in range, or refused."""
-    if _ZERO < p < MAX_PRICE and _ZERO <= s < MAX_SIZE and (not s or s.adjusted() >= -MAX_DECIMALS):
+    if (_ZERO < p < MAX_PRICE and p.adjusted() >= -MAX_EXPONENT and _ZERO <= s < MAX_SIZE
+            and (not s or s.adjusted() >= -MAX_DECIMALS)):
         return p, s
     return level(venue, side, p, s, text)
