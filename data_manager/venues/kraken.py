@@ -32,7 +32,7 @@ import time
 import zlib
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import islice
 from typing import Any, Callable, Iterable, Sequence
 
@@ -183,15 +183,8 @@ class KrakenProcessor(FeedProcessor):
 
     # --- frames -------------------------------------------------------------------------------------
     def on_frame(self, text: str) -> None:
-        """Dispatch on `channel` (data) or `method` (answers to our requests).
-
-        `parse.decode_object` lets one refusal through: a JSON number whose exponent is beyond what
-        `Decimal` can hold (`1e9999999999999999999`) raises `InvalidOperation` inside the decoder's
-        `parse_float` hook. It is caught around the decoder call only."""
-        try:
-            message = parse.decode_object(self.venue, text)
-        except InvalidOperation as exc:
-            raise MessageError(self.venue, "not JSON (a number beyond Decimal's range)", text) from exc
+        """Dispatch on `channel` (data) or `method` (answers to our requests)."""
+        message = parse.decode_object(self.venue, text)
         channel = message.get("channel")
         if channel == "book":  # nearly every frame: skip the dispatch table
             self._on_book(message, text)
