@@ -1,6 +1,7 @@
 """The one place that mutates an order book.
 
-`L2Book` holds price levels (Kraken, Gemini, Coinbase); `L3Book` holds individual orders (KuMEX level 3)
+`L2Book` holds price levels (Kraken, Gemini, Coinbase, KuMEX level 2); `L3Book` holds individual orders
+(Bitstamp, KuMEX level 3)
 and offers the same best-first `levels(side)` view. Prices and sizes are `Decimal`, exact as the venue
 wrote them. Each side keeps its levels in price order (`SortedLevels` for L2, a `SortedDict` of price
 levels for L3), bids read from the high end and asks from the low end, so reading the top of the book
@@ -27,10 +28,6 @@ Level = tuple[Decimal, Decimal]
 class Side(str, Enum):
     BID = "bid"
     ASK = "ask"
-
-    @property
-    def opposite(self) -> "Side":
-        return Side.ASK if self is Side.BID else Side.BID
 
 
 _BID = Side.BID
