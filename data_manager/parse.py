@@ -92,7 +92,7 @@ def integer(venue: str, value: Any, what: str, text: str | bytes) -> int:
     """Sequences and nanosecond times: exact JSON integers (or their decimal string)."""
     if type(value) is int:
         return value
-    if type(value) is str and value.isdigit() and len(value) <= MAX_NUMBER_CHARS:
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= MAX_NUMBER_CHARS:
         return int(value)
     raise MessageError(venue, f"{what} {value!r} is not an integer", text)
 
