@@ -14,10 +14,17 @@ filled completely gets `match` with `remainSize "0"` then `done filled`. Every e
 `sequence`; each change of a price level's total is also a level-2 change with its own sequence, so the
 same engine serves `/contractMarket/level2` subscribers.
 
-Units: price in integer ticks of `TICK` = 1 USD (the XBTUSDM `tickSize` of the 2021 docs and of the
-fixture's contract), size in integer contracts of 1 USD (lot 1). Orders are worth 0.001 to ~5 BTC, and
+Units: price in integer ticks of `tick` (default `TICK` = 1 USD, the XBTUSDM `tickSize` of the 2021 docs
+and of the fixture's contract; the simulated KuMEX passes 0.1, the 2026 value), size in integer contracts
+of 1 USD (lot 1). Orders are worth 0.001 to ~5 BTC, and
 the book keeps at least `levels` prices per side with several orders at most prices, so a 15 BTC market
 order walks a few dozen levels. Exact integers inside; strings only when a frame is written.
+
+Time: without a `clock` the engine keeps its own synthetic nanoseconds from `START_NS` (2021-04-17, the
+fixture's day: repeatable, for benchmarks). With `clock` (a callable giving epoch nanoseconds, e.g. the
+simulator's `SimClock.ns`) every `ts`, `orderTime` and level-2 `timestamp` is the clock's NOW, strictly
+increasing: a client that compares stamps with the wall clock or with sequence numbers sees a
+plausible current venue. The random draws are the same either way, so a seed gives the same flow.
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ import json
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Callable
+
 from sortedcontainers import SortedList
 
 TICK = Decimal(1)
@@ -75,8 +84,11 @@ class L3Engine:
     """The true order book of the simulated venue, and the events that move it."""
 
     def __init__(self, rng: random.Random, mid: Decimal, levels: int = 300, symbol: str = "XBTUSDM",
-                 sequence: int = 3_262_700_000, level2_sequence: int = 1_668_015_000_000) -> None:
+                 sequence: int = 3_262_700_000, level2_sequence: int = 1_668_015_000_000,
+                 tick: Decimal = TICK, clock: Callable[[], int] | None = None) -> None:
         self.rng = rng
+        self.tick = tick
+        self._clock = clock                       # epoch ns, or None: synthetic time from START_NS
         self.symbol = symbol
         self.topic = f"/contractMarket/level3v2:{symbol}"
         self.levels_wanted = levels
@@ -87,8 +99,8 @@ class L3Engine:
         self._totals: dict[str, dict[int, int]] = {BUY: {}, SELL: {}}
         self._ticks = {BUY: SortedList(key=lambda t: -t), SELL: SortedList()}
         self._ids = 0
-        self._now = START_NS
-        self._mid_tick = int(mid / TICK)
+        self._now = START_NS if clock is None else clock()
+        self._mid_tick = int(mid / tick)
         self._events: list[Event] = []
         self._changes: list[LevelChange] = []
         self._building = False
@@ -96,7 +108,13 @@ class L3Engine:
 
     # --- reading the true book --------------------------------------------------------------------
     def price(self, tick: int) -> Decimal:
-        return tick * TICK
+        """The price of `tick`, written plainly: 60026 and 60026.5 with a 0.1 tick (never 60026.0),
+        as KuCoin writes prices today ("83614", "90631.2": venues-2026 2.2)."""
+        value = tick * self.tick
+        if self.tick == TICK:
+            return value
+        value = value.normalize()
+        return value if value.as_tuple().exponent <= 0 else value.quantize(TICK)
 
     def best_tick(self, side: str) -> int | None:
         ticks = self._ticks[SIDE_NAMES[side]]
@@ -155,9 +173,9 @@ class L3Engine:
     def step(self, mid: Decimal | None = None) -> Step:
         """One order arrives (plus the refills that keep the book deep): its events, already applied."""
         if mid is not None:
-            self._mid_tick = int(mid / TICK)
+            self._mid_tick = int(mid / self.tick)
         self._events, self._changes = [], []
-        self._now += self.rng.randint(1_000_000, 50_000_000)
+        self._advance(self.rng.randint(1_000_000, 50_000_000))
         self._follow_mid()
         roll = self.rng.random()
         side = BUY if self.rng.random() < 0.5 else SELL
@@ -171,6 +189,30 @@ class L3Engine:
             self._market(side, self._contracts(0.001, 0.5))
         for s in (BUY, SELL):
             self._keep_depth(s)
+        return Step(self._events, self._changes)
+
+    # --- orders entered from outside (sim order entry), each one step of its own ----------------------
+    def place(self, side: str, tick: int, size: int, client_oid: str | None = None) -> Step:
+        """A limit order of `size` contracts at `tick`: it trades what it crosses, rests the rest."""
+        return self._entered(lambda: self._limit(SIDE_NAMES[side], tick, size), client_oid)
+
+    def market(self, side: str, size: int, client_oid: str | None = None) -> Step:
+        """A market order of `size` contracts: it fills resting orders, best price first, oldest first."""
+        return self._entered(lambda: self._market(SIDE_NAMES[side], size), client_oid)
+
+    def cancel(self, order_id: str) -> Step:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise KeyError(f"order {order_id} is not on the {self.symbol} book")
+        return self._entered(lambda: self._cancel(order), None)
+
+    def _entered(self, path: Callable[[], None], client_oid: str | None) -> Step:
+        """Run one order path between two steps; its `received` carries `client_oid` when given."""
+        self._events, self._changes = [], []
+        self._advance(self.rng.randint(1_000_000, 50_000_000))
+        path()
+        if client_oid is not None and self._events and self._events[0].subject == "received":
+            self._events[0].data["clientOid"] = client_oid
         return Step(self._events, self._changes)
 
     def skip_sequence(self, level: int = 3) -> None:
@@ -304,7 +346,7 @@ class L3Engine:
     def _emit(self, subject: str, fields: dict) -> int:
         """Append one event with the next sequence and a later `ts` (ns); returns that `ts`."""
         self.sequence += 1
-        self._now += self.rng.randint(200, 20_000)
+        self._advance(self.rng.randint(200, 20_000))
         self._events.append(Event(subject, {"symbol": self.symbol, "sequence": self.sequence, **fields,
                                             "ts": self._now}))
         return self._now
@@ -318,7 +360,8 @@ class L3Engine:
     def _build(self) -> None:
         """The book before the first step: no events (it is what the first snapshot shows)."""
         self._building = True
-        self._now = START_NS - 3_600_000_000_000  # an hour of history before the first step
+        start = self._now
+        self._now = start - 3_600_000_000_000  # an hour of history before the first step
         for side in (BUY, SELL):
             direction = -1 if side == BUY else 1
             tick = self._mid_tick + direction * (1 + self.rng.randint(0, 1))
@@ -328,8 +371,16 @@ class L3Engine:
                     self._rest(RestingOrder(self._new_id(), side, tick, self._order_size(), self._now,
                                             self._now))
                 tick += direction * self._gap()
-        self._now = START_NS
+        self._now = start
         self._building = False
+
+    def _advance(self, synthetic_ns: int) -> None:
+        """Move the engine's time on: by `synthetic_ns` without a clock; to the clock's now (at least
+        one microsecond later than the last stamp, so stamps stay strictly increasing) with one."""
+        if self._clock is None:
+            self._now += synthetic_ns
+        else:
+            self._now = max(self._now + 1_000, self._clock())
 
     def _orders_per_level(self) -> int:
         return 1 + min(7, int(self.rng.expovariate(1 / 2.5)))
@@ -345,7 +396,7 @@ class L3Engine:
 
     def _contracts(self, low_btc: float, high_btc: float) -> int:
         """A BTC amount drawn in [low, high) as whole contracts of 1 USD at the current mid."""
-        return max(1, int(self.rng.uniform(low_btc, high_btc) * self._mid_tick * int(TICK)))
+        return max(1, int(self.rng.uniform(low_btc, high_btc) * int(self._mid_tick * self.tick)))
 
     def _gap(self) -> int:
         return 1 + (self.rng.random() < 0.3)
@@ -356,4 +407,4 @@ class L3Engine:
         return f"{self._now // 1_000_000_000:08x}{self._ids:06x}{self.rng.getrandbits(40):010x}"
 
     def _price_text(self, tick: int) -> str:
-        return str(tick * TICK)
+        return str(self.price(tick))
