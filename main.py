@@ -3,7 +3,16 @@
 examples:
   python3 main.py sell 15                              live venues (needs internet)
   python3 main.py sell 15 --source sim                 the built-in exchange simulator, offline
-  python3 main.py buy 2.5 --source sim --json          the same answer as JSON
+  python3 main.py buy 2.5 --source sim --json          the same answer as JSON (schema 1)
+  python3 main.py sell 100000usd --source sim          receive 100,000 USD after fees
+  python3 main.py sell 1 5 15 --source sim             a ladder: one row per size
+  python3 main.py sell 15 --source sim --fee kraken=0.25% --brief
+  python3 main.py buy 5 --source sim --limit-bps 10    how much fits within 10 bps of mid
+  python3 main.py sell 2 --source sim --merge all      let the perpetual into the merged answer
+  python3 main.py sell 1 --source sim --orders --venues bitstamp
+  python3 main.py depth --source sim                   size within 0.1/0.5/1/2/5 % of mid
+  python3 main.py queue buy 59990 0.5 --venue bitstamp --source sim
+  python3 main.py sell 5 --source sim --watch 1        redraw every second (JSON Lines with --json)
   python3 main.py sell 20 --symbol ETH-USD --source sim
   python3 main.py sell 5 --source sim --sim-fault coinbase:gap@20 --sim-fault kraken:checksum@40
 
@@ -12,6 +21,7 @@ exit codes:
   2  bad input or configuration (one line on stderr)
   3  some venues were excluded from the merged answer (each is named, with the reason)
   4  no venue was live
+  5  a shortfall: the merged answer (or, with no merged answer, every venue) could not fill a size
   130 / 143  interrupted (Ctrl-C / SIGTERM)
 """
 from __future__ import annotations
@@ -30,7 +40,7 @@ from pathlib import Path
 
 from config import Config, VenueConfig, config_path, load_config, parse_fault
 from data_manager import __version__
-from data_manager.errors import ConfigError
+from data_manager.errors import ConfigError, UsageError
 from data_manager.session import SessionError
 from data_manager.symbols import Symbol
 
@@ -40,10 +50,6 @@ EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_NONE = 0, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 QUANTUM = Decimal("0.00000001")
 MAX_SIZE = Decimal(1_000_000)
-
-
-class UsageError(Exception):
-    """Bad command-line input: one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +101,13 @@ def symbol_name(text: str) -> Symbol:
 COMMANDS = {
     "buy": "l2_manager.cli:answer_command",
     "sell": "l2_manager.cli:answer_command",
+    "depth": "l2_manager.cli:depth_command",
+    "queue": "l2_manager.cli:queue_command",
+    "record": "data_manager.wire.commands:record_command",
+    "check": "data_manager.wire.commands:check_command",
+    "simulate": "data_manager.wire.commands:simulate_command",
+    "serve": "l2_manager.service.command:serve_command",
+    "track": "l2_manager.track:track_command",
 }
 """Each command: name -> "module:object" with `help`, `add_arguments(parser)` and `run(args, config,
 venues) -> exit code` (async). Imported only when used, so a command costs nothing until it runs."""
@@ -126,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbol", type=symbol_name, default=Symbol("BTC", "USD"),
                         help="unified BASE-QUOTE symbol (default BTC-USD)")
-    parser.add_argument("--source", choices=("live", "sim"), default="live",
-                        help="live venues (default) or the built-in offline simulator")
+    from data_manager.wire.options import add_wire_arguments
+
+    add_wire_arguments(parser)   # --source live|sim|replay DIR..., --speed, --at, --record DIR
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--max-wait", type=positive_seconds, default=10.0,
                         help="seconds to wait for the books to be ready (default 10)")
@@ -212,7 +226,15 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Ctrl-C at any moment, even during start-up, is exit 130 with no traceback."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         common = getattr(load_command(args.command), "common", True)
@@ -228,15 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         return asyncio.run(load_command(args.command).run(args, config, venues))
     except (UsageError, SessionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # between the interpreter's start and main()
+        sys.exit(EXIT_INTERRUPTED)

@@ -11,7 +11,8 @@
      │    ├── ConnectionLost(venue, reason)             the socket closed under a live or syncing book
      │    ├── StaleFeed(venue, age, max_age)            no data and no heartbeat for too long
      │    └── NoBook(venue, seconds)                    connected, but no usable book arrived in time
-     └── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
+     ├── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
+ └── UsageError(message)              a bad command-line argument: exit 2
 
 Fields are stored so tests and the integrity report read them; `__str__` is built from them.
 `kind` is the short machine name used in logs, `--json` and fault-injection tests.
@@ -163,3 +164,8 @@ class ConfigError(Exception):
     def __str__(self) -> str:
         where = f"{self.path}: {self.key}" if self.key else self.path
         return f"{where}: {self.problem}"
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line, exit 2. Here, not in main.py, so that a command module raising
+    it and main.py run as `__main__` share one class."""

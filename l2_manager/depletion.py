@@ -13,10 +13,10 @@ partial last level are made once, at the end or when read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import Enum
-from heapq import heapify, heappop, heapreplace
-from itertools import starmap
+from heapq import heapify, heappop, heapreplace, merge
+from itertools import islice, starmap, tee
 from operator import itemgetter, mul
 from typing import Iterable, Iterator, Mapping
 
@@ -30,6 +30,8 @@ except ImportError:
     from heapq import _heapreplace_max as heapreplace_max  # type: ignore[attr-defined]
 
 BPS = Decimal(10_000)
+SATOSHI = Decimal("0.00000001")
+"""Sizes found by a walk for an amount of the quote currency are rounded down to this."""
 _ZERO = Decimal(0)
 
 
@@ -223,3 +225,80 @@ def deplete_merged(action: Action, size: Decimal, sides: Mapping[str, Iterable[L
             entry[2] = level
             replace(heap, entry)
     return Depletion(name, action, size, tuple(taken), tuple(venues), _total(taken))
+
+
+# --- fee-aware and quote-sized walks ---------------------------------------------------------------
+def adjusted(levels: Iterable[Level], factor: Decimal) -> Iterator[Level]:
+    """Levels at what a taker really pays or receives per unit: price x factor (1 + fee on a buy,
+    1 - fee on a sell), lazily."""
+    return ((price * factor, size) for price, size in levels)
+
+
+def deplete_after_fees(action: Action, size: Decimal, sides: Mapping[str, Iterable[Level]],
+                       factors: Mapping[str, Decimal], name: str = "merged") -> Depletion:
+    """The merged walk ordered by fee-adjusted price: the cheapest split of `size` across venues after
+    fees, given the books. The fills keep each venue's own (gross) prices.
+
+    The heap walk runs over the adjusted prices; each venue's side is `tee`d so that the k-th fill of a
+    venue takes the gross price of that venue's k-th level (a venue's fills come best first, in its own
+    order), which costs only the levels consumed and needs no division to undo the fee."""
+    gross: dict[str, Iterator[Level]] = {}
+    walked: dict[str, Iterator[Level]] = {}
+    for venue, levels in sides.items():
+        gross[venue], mine = tee(levels)
+        walked[venue] = adjusted(mine, factors[venue])
+    walk = deplete_merged(action, size, walked, name)
+    levels = tuple((next(gross[venue])[0], taken) for venue, (_, taken) in zip(walk.venues, walk.levels))
+    return Depletion(name, action, size, levels, walk.venues, walk.filled)
+
+
+def size_for_quote(amount: Decimal, levels: Iterable[Level]) -> tuple[Decimal, bool]:
+    """The base size whose (fee-adjusted) value reaches `amount` of the quote currency, walking
+    `levels` best first; (size, complete). The last level is taken in part, rounded down to the
+    satoshi, so the value never exceeds `amount` (it falls short by less than one satoshi's worth).
+    `complete` is False when the side ran out first."""
+    filled = value = _ZERO
+    for price, available in levels:
+        worth = price * available
+        if value + worth >= amount:
+            part = ((amount - value) / price).quantize(SATOSHI, rounding=ROUND_DOWN)
+            return filled + part, True
+        value += worth
+        filled += available
+    return filled, False
+
+
+def merged_levels(side: Side, sides: Iterable[Iterable[Level]]) -> Iterator[Level]:
+    """Several venues' sides of one kind as one best-first stream (lazy), for walks that need no venue
+    labels (a quote-sized merged walk, depth bands of the merged book)."""
+    return merge(*sides, key=itemgetter(0), reverse=side is Side.BID)
+
+
+def capped(levels: Iterable[Level], cap: Decimal | None) -> Iterator[Level]:
+    """A side holding at most `cap` in all (None: no cap): a venue that must not take more."""
+    if cap is None:
+        yield from levels
+        return
+    left = cap
+    for price, available in levels:
+        if left <= 0:
+            return
+        take = available if available < left else left
+        left -= take
+        yield price, take
+
+
+def after_walk(levels: Iterable[Level], consumed: int, last_taken: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
+    """(best, last_full): where the side's best price would be after a walk took `consumed` levels, the
+    last one only `last_taken` of it (that level's price if some of it is left, else the next level's;
+    None: the walk emptied the side), and the full size of that last level. Reads `consumed + 1` levels."""
+    if consumed == 0 or last_taken is None:
+        first = next(iter(levels), None)
+        return (first[0] if first else None), None
+    window = list(islice(levels, consumed - 1, consumed + 1))
+    if not window:
+        return None, None
+    last = window[0]
+    if last_taken < last[1]:
+        return last[0], last[1]
+    return (window[1][0] if len(window) > 1 else None), last[1]
