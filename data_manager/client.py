@@ -298,7 +298,10 @@ async def http(request: HttpRequest, timeout: float = HTTP_TIMEOUT) -> tuple[int
             result = exc.code, exc.read().decode("utf-8", "replace")
         except (OSError, urllib.error.URLError, ValueError) as exc:
             result = 0, describe(exc, request.url)
-        loop.call_soon_threadsafe(settle, result)
+        try:
+            loop.call_soon_threadsafe(settle, result)
+        except RuntimeError:  # the loop closed while the request was abandoned: nobody waits for it
+            pass
 
     threading.Thread(target=call, name="http", daemon=True).start()
     try:

@@ -291,7 +291,7 @@ def _answer(args: argparse.Namespace, session, context, started: float):
     orders, settings, overrides = context
     views = list(session.views.values())
     return build_answer(Action(args.command), orders, views, args.source, session.reasons(waited(started)),
-                        terms=terms_for(views, settings, overrides), merge=args.merge,
+                        session.clock(), terms=terms_for(views, settings, overrides), merge=args.merge,
                         limit_bps=args.limit_bps, with_orders=args.orders)
 
 

@@ -321,7 +321,8 @@ def test_public_products_endpoints():
         assert bid < D(product["price"]) < ask
         status, missing = await asyncio.to_thread(_get, f"{base}/DOGE-USD")
         assert status == 404 and missing["error"] == "NOT_FOUND"
-        assert sim.client_overrides() == {"url": sim.ws_url}  # the processor reads no REST
+        # every REST venue's overrides name its rest_url; Coinbase's processor reads none (the key is unused)
+        assert sim.client_overrides() == {"url": sim.ws_url, "rest_url": sim.rest_url}
     run(scenario)
 
 

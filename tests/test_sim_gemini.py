@@ -64,7 +64,8 @@ def test_client_overrides_point_both_protocols_at_the_simulator():
     async def scenario(sim):
         overrides = sim.client_overrides()
         assert overrides == {"url": f"ws://127.0.0.1:{sim.port}/?snapshot=-1",
-                             "v2_url": f"ws://127.0.0.1:{sim.port}/v2/marketdata"}
+                             "v2_url": f"ws://127.0.0.1:{sim.port}/v2/marketdata",
+                             "rest_url": sim.rest_url}   # the symbols REST (the processor reads none)
     run_with(simulator(), scenario)
 
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from sortedcontainers import SortedList
 
 from data_manager.sim.clock import SimClock
-from data_manager.sim.http import HttpServer, Request, Response
+from data_manager.sim.http import Handler, Request, Response
 from data_manager.sim.market import Market
 from data_manager.sim.server import Session, SimVenue, SimVenueSettings
 
@@ -427,6 +427,7 @@ class BitstampSim(SimVenue):
     path = "/"
     supported_faults: ClassVar[tuple[str, ...]] = SUPPORTED_FAULTS
     default_symbols: ClassVar[Mapping[str, str]] = {"btcusd": "BTC-USD"}
+    rest_not_found: ClassVar[Any] = {"status": "error", "reason": "Not found"}
 
     def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
                  symbols: Mapping[str, str] | None = None, clock: SimClock | None = None,
@@ -443,36 +444,11 @@ class BitstampSim(SimVenue):
         self.snapshot_requests: list[Request] = []
         self._cache: dict[tuple[str, int], tuple[float, dict]] = {}
         self._slow_snapshots = 0
-        routes = {("GET", "/api/v2/trading-pairs-info/"): self._pairs_info}
-        for native in self.symbols:
-            routes[("GET", f"/api/v2/order_book/{native}/")] = self._order_book
-            routes[("GET", f"/api/v2/order_book/{native}")] = self._order_book
-        self.http = HttpServer(routes, host, not_found={"status": "error", "reason": "Not found"})
 
     def _next_order_id(self) -> int:
         """Ids grow with time across every pair (Bitstamp's are ~2.05e15 in 2026)."""
         self._last_id += self.rng.randint(1, 40_000)
         return self._last_id
-
-    # --- lifecycle -----------------------------------------------------------------------------
-    async def start(self) -> None:
-        await self.http.start()
-        try:
-            await super().start()
-        except BaseException:
-            await self.http.close()
-            raise
-
-    async def close(self) -> None:
-        await super().close()
-        await self.http.close()
-
-    @property
-    def rest_url(self) -> str:
-        return self.http.url
-
-    def client_overrides(self) -> dict[str, str]:
-        return {"url": self.ws_url, "rest_url": self.rest_url}
 
     # --- the true book, for tests ----------------------------------------------------------------
     def _flow(self, native: str | None) -> OrderFlow:
@@ -489,6 +465,13 @@ class BitstampSim(SimVenue):
         return {name: flow.queue_orders(side) for name, side in SIDE_NAMES.items()}
 
     # --- REST ----------------------------------------------------------------------------------
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
+        routes: dict[tuple[str, str], Handler] = {("GET", "/api/v2/trading-pairs-info/"): self._pairs_info}
+        for native in self.symbols:
+            routes[("GET", f"/api/v2/order_book/{native}/")] = self._order_book
+            routes[("GET", f"/api/v2/order_book/{native}")] = self._order_book
+        return routes
+
     async def _order_book(self, request: Request) -> Response:
         """§6. The body is taken when the request is handled; a slow-snapshot fault answers it later."""
         native = request.path.rstrip("/").rsplit("/", 1)[-1]

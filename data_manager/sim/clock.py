@@ -13,18 +13,21 @@ FIXED_START = 1_796_083_200.0
 
 
 class SimClock:
+    """Integer nanoseconds inside, so that ns stamps (Gemini `E`, Coinbase `timestamp`) carry real ns
+    digits rather than a float's rounding; ms and µs are floors of the same reading."""
+
     def __init__(self, start: float | None = None) -> None:
-        self._offset = None if start is None else start - time.monotonic()
+        self._offset_ns = None if start is None else round(start * 1_000_000_000) - time.monotonic_ns()
+
+    def ns(self) -> int:
+        return time.time_ns() if self._offset_ns is None else self._offset_ns + time.monotonic_ns()
 
     def now(self) -> float:
         """Epoch seconds."""
-        return time.time() if self._offset is None else self._offset + time.monotonic()
+        return self.ns() / 1_000_000_000
 
     def ms(self) -> int:
-        return int(self.now() * 1000)
+        return self.ns() // 1_000_000
 
     def us(self) -> int:
-        return int(self.now() * 1_000_000)
-
-    def ns(self) -> int:
-        return int(self.now() * 1_000_000_000)
+        return self.ns() // 1_000

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 from data_manager.sim.clock import SimClock
 from data_manager.sim.flow import ASK, BID
-from data_manager.sim.http import HttpServer, Request, Response
+from data_manager.sim.http import Handler, Request, Response
 from data_manager.sim.l2venue import FlowChange, FlowStep, L2SimVenue, dump
 from data_manager.sim.market import Market
 from data_manager.sim.server import Session, SimVenueSettings
@@ -66,6 +66,7 @@ class CoinbaseSim(L2SimVenue):
     mean_gap_ticks = 20.0
     supported_faults = ("gap", "drop", "duplicate", "disconnect", "silence", "crossed", "garbage")
     default_symbols = {"BTC-USD": "BTC-USD"}
+    rest_not_found = NOT_FOUND
     subscribe_deadline = 5.0       # seconds a connection may stay without a subscription
     heartbeat_seconds = 1.0
 
@@ -75,21 +76,11 @@ class CoinbaseSim(L2SimVenue):
         super().__init__(market, seed, settings, symbols, clock, host)
         self.heartbeat_counter = random.Random(f"coinbase-heartbeats-{seed}").randrange(10_000, 1_000_000)
         self._started = time.monotonic()
-        self.http = HttpServer(self._routes(), host, not_found=NOT_FOUND)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await super().start()
-        await self.http.start()
         self.spawn(self._heartbeats())
-
-    async def close(self) -> None:
-        await self.http.close()
-        await super().close()
-
-    @property
-    def rest_url(self) -> str:
-        return self.http.url
 
     # --- frames -----------------------------------------------------------------------------
     def _frame(self, session: Session, channel: str, events: list[dict[str, Any]]) -> str:
@@ -210,16 +201,16 @@ class CoinbaseSim(L2SimVenue):
         return [self._subscriptions_frame(session)] + [self._snapshot_frame(session, p) for p in new]
 
     # --- REST -------------------------------------------------------------------------------
-    def _routes(self) -> dict[tuple[str, str], Any]:
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
         routes = {("GET", PRODUCTS_PATH): self._list_products}
         for native in self.symbols:
             routes[("GET", f"{PRODUCTS_PATH}/{native}")] = self._product_route(native)
         return routes
 
     async def _list_products(self, request: Request) -> Response:
-        """GET /api/v3/brokerage/market/products: {"products":[...],"num_products":N}."""
+        """GET /api/v3/brokerage/market/products: {"products":[...],"num_products":N,"pagination":null}."""
         products = [self.product(native) for native in self.symbols]
-        return Response(200, {"products": products, "num_products": len(products)})
+        return Response(200, {"products": products, "num_products": len(products), "pagination": None})
 
     def _product_route(self, native: str):
         async def handler(request: Request) -> Response:
@@ -229,7 +220,9 @@ class CoinbaseSim(L2SimVenue):
     def product(self, native: str) -> dict[str, Any]:
         """One product as the public endpoint writes it (nautilus_trader's recorded BTC-USD answer):
         {"product_id":"BTC-USD","price":"68923.67",...,"base_increment":"0.00000001","quote_increment":"0.01",
-         ...,"product_type":"SPOT","quote_currency_id":"USD","base_currency_id":"BTC",...,"product_venue":"CBE"}"""
+         ...,"product_type":"SPOT","quote_currency_id":"USD","base_currency_id":"BTC",...,"product_venue":"CBE",
+         ...,"best_bid_price":"","best_ask_price":""}: every field of the recording, in its order, empty
+         where the recording is empty."""
         base, quote = self.symbols[native].split("-")
         bid, ask = self.best_price(BID, native), self.best_price(ASK, native)
         tick, lot = f"{self.tick}", f"{self.lot:f}"
@@ -244,7 +237,10 @@ class CoinbaseSim(L2SimVenue):
             "fcm_trading_session_details": None, "mid_market_price": "", "alias": "", "alias_to": [],
             "base_display_symbol": base, "quote_display_symbol": quote, "view_only": False,
             "price_increment": tick, "display_name": native, "product_venue": "CBE",
-            "approximate_quote_24h_volume": "0", "new_at": "2023-01-01T00:00:00Z",
+            "approximate_quote_24h_volume": "0", "new_at": "2023-01-01T00:00:00Z", "market_cap": "",
+            "base_cbrn": "", "quote_cbrn": "", "product_cbrn": "", "icon_color": "", "icon_url": "",
+            "display_name_overwrite": "", "is_alpha_testing": False, "about_description": "",
+            "best_bid_price": "", "best_ask_price": "",
         }
 
     # --- faults -----------------------------------------------------------------------------

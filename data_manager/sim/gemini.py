@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 from data_manager.sim.clock import SimClock
 from data_manager.sim.flow import ASK, BID
 from data_manager.sim.gemini_v2 import MarketDataV2
-from data_manager.sim.http import HttpServer, Request, Response
+from data_manager.sim.http import Handler, Request, Response
 from data_manager.sim.l2venue import FlowStep, L2SimVenue, dump
 from data_manager.sim.market import Market
 from data_manager.sim.server import FaultPlan, Session, SimVenueSettings
@@ -100,7 +100,9 @@ class WebSocketApi:
         for side_rows in rows.values():
             self.sim.wire_rng.shuffle(side_rows)
         first = self.last_id[native]
-        last = self._advance(len(final) + self.sim.wire_rng.randrange(3))  # other markets share the counter
+        # Other markets share the counter, so ids beyond this frame's own updates are used too: at least
+        # one, so that a `crossed` fault frame (ids U..U+1, see `inject`) never ends where this one does.
+        last = self._advance(len(final) + 1 + self.sim.wire_rng.randrange(2))
         self.last_id[native] = last
         return self._depth_frame(native, first, last, rows[BID], rows[ASK])
 
@@ -203,7 +205,7 @@ class WebSocketApi:
             return self._skip_ahead(session, frames)
         if kind == "drop":
             return []
-        if kind == "crossed":
+        if kind == "crossed":  # in sequence (U = the client's last u, u one past it), on the wire only
             native = session.state["symbols"][0]
             last = self.last_id[native]
             bid = [_row(self.sim.best_price(ASK, native), CROSSING_SIZE)]
@@ -227,6 +229,7 @@ class GeminiSim(L2SimVenue):
     path = "/"
     supported_faults = FAULTS
     default_symbols = {"btcusd": "BTC-USD"}
+    rest_not_found = {"result": "error", "reason": "InvalidSymbol", "message": "not a valid symbol"}
     mean_gap_ticks = 60.0
 
     def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
@@ -237,8 +240,6 @@ class GeminiSim(L2SimVenue):
         self.api = WebSocketApi(self, repeat_rate)
         self.v2 = MarketDataV2(self)
         self.wires = (self.api, self.v2)
-        self.http = HttpServer(self._routes(), host, not_found={"result": "error", "reason": "InvalidSymbol",
-                                                                 "message": "not a valid symbol"})
 
     # --- where it listens -------------------------------------------------------------------
     @property
@@ -249,21 +250,9 @@ class GeminiSim(L2SimVenue):
     def v2_url(self) -> str:
         return f"ws://{self.host}:{self.port}{PATH_V2}"
 
-    @property
-    def rest_url(self) -> str:
-        return self.http.url
-
     def client_overrides(self) -> dict[str, str]:
         """Both URLs, so the client reaches this server whichever protocol its settings select."""
-        return {"url": self.api_url, "v2_url": self.v2_url}
-
-    async def start(self) -> None:
-        await super().start()
-        await self.http.start()
-
-    async def close(self) -> None:
-        await self.http.close()
-        await super().close()
+        return {**super().client_overrides(), "url": self.api_url, "v2_url": self.v2_url}
 
     # --- the flow ---------------------------------------------------------------------------
     def step(self) -> dict[str, FlowStep] | None:
@@ -316,8 +305,8 @@ class GeminiSim(L2SimVenue):
         return fault
 
     # --- REST -------------------------------------------------------------------------------
-    def _routes(self) -> dict[tuple[str, str], Any]:
-        routes: dict[tuple[str, str], Any] = {("GET", "/v1/symbols"): self._symbols}
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
+        routes: dict[tuple[str, str], Handler] = {("GET", "/v1/symbols"): self._symbols}
         for native in self.symbols:
             handler = self._details(native)
             for spelling in (native, native.upper()):

@@ -1,4 +1,4 @@
-"""A tiny HTTP/1.1 server for the simulator's REST endpoints (KuMEX token and snapshots).
+"""A tiny HTTP/1.1 server for the simulator's REST endpoints (tokens, snapshots, reference data).
 
 One request per connection (`Connection: close`), JSON answers, routes keyed by (method, path). Enough for
 `urllib.request` and any HTTP client; nothing more (no chunked bodies, keep-alive or TLS), because the
@@ -63,14 +63,20 @@ class BadRequest(Exception):
     pass
 
 
+Fallback = Callable[[Request], Awaitable["Response | None"]]
+
+
 class HttpServer:
-    """`routes[(method, path)] = async handler(request) -> Response`; unknown routes answer 404."""
+    """`routes[(method, path)] = async handler(request) -> Response`. A request no route takes goes to
+    `fallback` (a venue that answers a family of paths itself, e.g. unknown symbols), and when that
+    gives None (or there is none), 404 (405 for a known path) with the `not_found` body."""
 
     def __init__(self, routes: dict[tuple[str, str], Handler], host: str = "127.0.0.1",
-                 not_found: Any = None) -> None:
+                 not_found: Any = None, fallback: Fallback | None = None) -> None:
         self.routes = routes
         self.host = host
         self.not_found = not_found if not_found is not None else {"error": "not found"}
+        self.fallback = fallback
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -107,14 +113,17 @@ class HttpServer:
 
     async def _route(self, request: Request) -> Response:
         handler = self.routes.get((request.method, request.path))
-        if handler is None:
-            known = {path for _, path in self.routes}
-            return Response(405 if request.path in known else 404, self.not_found)
         try:
-            return await handler(request)
+            if handler is not None:
+                return await handler(request)
+            answer = await self.fallback(request) if self.fallback is not None else None
         except Exception:  # a simulator bug must answer 500, not hang the client
             log.exception("handler for %s %s failed", request.method, request.path)
             return Response(500, {"error": "internal error"})
+        if answer is not None:
+            return answer
+        known = {path for _, path in self.routes}
+        return Response(405 if request.path in known else 404, self.not_found)
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> Request:

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Mapping
 
 from data_manager.sim.clock import SimClock
 from data_manager.sim.flow import ASK, BID, FlowSpec, LevelFlow
-from data_manager.sim.http import HttpServer, Request, Response
+from data_manager.sim.http import Handler, Request, Response
 from data_manager.sim.l2venue import FlowChange, FlowStep, L2SimVenue, dump
 from data_manager.sim.market import Market
 from data_manager.sim.server import Session, SimVenueSettings
@@ -221,6 +221,7 @@ class KrakenSim(L2SimVenue):
     supported_faults: ClassVar[tuple[str, ...]] = ("checksum", "drop", "duplicate", "disconnect", "silence",
                                                    "crossed", "garbage")
     default_symbols: ClassVar[Mapping[str, str]] = {"BTC/USD": "BTC-USD"}
+    rest_not_found: ClassVar[Any] = {"error": ["EGeneral:Unknown method"]}   # Kraken's body (status UNVERIFIED)
     tick = PAIRS["BTC/USD"].tick
     lot = PAIRS["BTC/USD"].lot
     mean_gap_ticks = 4.0
@@ -239,21 +240,8 @@ class KrakenSim(L2SimVenue):
                                 mean_gap_ticks=self.mean_gap_ticks)
                 self.flows[native] = LevelFlow(self.rng, spec, self.mid(native))
         self.depths: dict[str, int] = {}   # native -> the depth last subscribed (what true_book holds)
-        self.http = HttpServer({("GET", "/0/public/AssetPairs"): self._asset_pairs}, host)
 
-    # --- lifecycle and reading ----------------------------------------------------------------
-    async def start(self) -> None:
-        await self.http.start()
-        await super().start()
-
-    async def close(self) -> None:
-        await super().close()
-        await self.http.close()
-
-    @property
-    def rest_url(self) -> str:
-        return self.http.url
-
+    # --- reading ------------------------------------------------------------------------------
     def true_book(self, native: str | None = None) -> dict[str, Levels]:
         native = native or next(iter(self.symbols))
         flow, depth = self.flows[native], self.depths.get(native, TRUE_BOOK_DEPTH)
@@ -503,6 +491,9 @@ class KrakenSim(L2SimVenue):
         return f'{{"channel":"instrument","type":"snapshot","data":{{"assets":[{assets}],"pairs":[{pairs}]}}}}'
 
     # --- REST -----------------------------------------------------------------------------------
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
+        return {("GET", "/0/public/AssetPairs"): self._asset_pairs}
+
     async def _asset_pairs(self, request: Request) -> Response:
         """`GET /0/public/AssetPairs?pair=XBTUSD,ETHUSD` in Kraken's shape (REST names: XBT, X/Z ids);
         a pair may be named by its key, altname, wsname or v2 symbol."""

@@ -1,13 +1,14 @@
 """The simulated KuCoin Futures (KuMEX) venue: REST (bullet token, snapshots, contracts) and the classic
 token WebSocket, level 2 as KuCoin serves it today and level 3 v2 as it was documented.
 
-REST, on its own HTTP server (`rest_url`), every symbol in `self.symbols` (XBTUSDM, ETHUSDM):
+REST, on the base's HTTP server (`rest_url`), every symbol in `self.symbols` (XBTUSDM, ETHUSDM):
     POST /api/v1/bullet-public       token + instanceServers[0] (this server, pingInterval 18000, pingTimeout 10000)
     GET  /api/v1/level2/snapshot     {sequence, symbol, bids, asks, ts}: [price, size] as JSON numbers
     GET  /api/v2/level3/snapshot     unsorted [orderTime, orderId, price, size, ts] rows (404 when not served)
     GET  /api/v1/contracts/active    every contract, in the venue's shape (K-USDK schema, ~70 fields)
     GET  /api/v1/contracts/{symbol}  one contract (inverse, multiplier -1, tickSize 0.1)
-Errors come as KuCoin sends them: HTTP 200 with a `code` (bad symbol: 200003), HTTP 404 for level 3.
+Errors come as KuCoin sends them: HTTP 200 with a `code` (bad symbol: 200003; a contract not listed:
+404000), HTTP 404 for level 3.
 WebSocket (`/endpoint?token=...&connectId=...`): `welcome` (id = connectId), `ack` for a subscribe that
 asks for one, `pong` (with a µs `timestamp`) for `ping`, `{"id":...,"type":"error","code":404,"data":
 "topic does not exist"}` for an unknown topic, an ack and then nothing for an unknown symbol, and
@@ -34,7 +35,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from data_manager.sim.clock import SimClock
-from data_manager.sim.http import HttpServer, Request, Response
+from data_manager.sim.http import Handler, Request, Response
 from data_manager.sim.l3_engine import BUY, L3Engine, LevelChange, Step, encode
 from data_manager.sim.market import Market
 from data_manager.sim.server import FaultPlan, Session, SimVenue, SimVenueSettings
@@ -51,6 +52,7 @@ TOPIC_LEVELS = {"/contractMarket/level2": LEVEL2, "/contractMarket/level3v2": LE
 PUMP_FAULTS = ("gap", "drop", "duplicate", "disconnect", "silence", "crossed", "garbage")
 SUBSCRIBE_FAULTS = ("l3-refused", "l3-silent")
 SNAPSHOT_FAULTS = ("slow-snapshot",)
+CONTRACTS_PATH = "/api/v1/contracts/"
 LEVEL3_NOT_SERVED = {"code": "404", "msg": "Not Found", "retry": False, "success": False}
 
 
@@ -141,6 +143,7 @@ class KumexSim(SimVenue):
     path = "/endpoint"
     supported_faults = PUMP_FAULTS + SNAPSHOT_FAULTS + SUBSCRIBE_FAULTS
     default_symbols = {"XBTUSDM": "BTC-USD"}
+    rest_not_found = {"code": "404000", "msg": "Not Found"}
 
     def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
                  symbols: Mapping[str, str] | None = None, clock: SimClock | None = None,
@@ -168,36 +171,10 @@ class KumexSim(SimVenue):
                                          sequence=SPECS[native].level3_sequence,
                                          level2_sequence=SPECS[native].level2_sequence, clock=self.clock.ns)
                         for native in self.symbols}
-        routes = {("POST", "/api/v1/bullet-public"): self._bullet,
-                  ("GET", "/api/v1/level2/snapshot"): self._level2_snapshot,
-                  ("GET", "/api/v2/level3/snapshot"): self._level3_snapshot,
-                  ("GET", "/api/v1/contracts/active"): self._active_contracts}
-        routes.update({("GET", f"/api/v1/contracts/{native}"): self._contract for native in self.symbols})
-        self.http = HttpServer(routes, host, not_found={"code": "404000", "msg": "Not Found"})
         self.tokens: set[str] = set()
         self.snapshots_served = 0
         self._used_plans: set[FaultPlan] = set()
         self._step: dict[str, StepFrames] = {}
-
-    # --- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> None:
-        await self.http.start()
-        try:
-            await super().start()
-        except BaseException:
-            await self.http.close()
-            raise
-
-    async def close(self) -> None:
-        await super().close()
-        await self.http.close()
-
-    @property
-    def rest_url(self) -> str:
-        return self.http.url
-
-    def client_overrides(self) -> dict[str, str]:
-        return {"url": self.ws_url, "rest_url": self.rest_url}
 
     def venue_mid(self, native: str | None = None) -> Decimal:
         """A perpetual quotes at a basis to spot: the common mid times (1 + basis_bps / 10000)."""
@@ -218,6 +195,21 @@ class KumexSim(SimVenue):
         return {"bid": engine.book_orders("bid"), "ask": engine.book_orders("ask")}
 
     # --- REST -------------------------------------------------------------------------------------
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
+        routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/api/v1/bullet-public"): self._bullet, ("GET", "/api/v1/level2/snapshot"): self._level2_snapshot,
+            ("GET", "/api/v2/level3/snapshot"): self._level3_snapshot,
+            ("GET", "/api/v1/contracts/active"): self._active_contracts}
+        routes.update({("GET", f"/api/v1/contracts/{native}"): self._contract for native in self.symbols})
+        return routes
+
+    async def rest_fallback(self, request: Request) -> Response | None:
+        """K-PROBE rest.md 6: a contract the venue does not list is HTTP 200 with code 404000."""
+        if request.method == "GET" and request.path.startswith(CONTRACTS_PATH):
+            return VenueResponse(200, {"msg": "The contract information you requested does not exist.",
+                                       "code": "404000"})
+        return None
+
     async def _bullet(self, request: Request) -> Response:
         """K-USDK x-response-example (2025-11; the same on the wire 2026-09-22)."""
         token = f"sim{self.rng.getrandbits(240):060x}.{self.rng.getrandbits(96):024x}=="

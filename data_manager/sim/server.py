@@ -3,7 +3,9 @@ that steps the venue's seeded order flow at its message rate and sends each sess
 
 A venue subclass supplies only its protocol: how a session subscribes (`serve_session`), how one step of
 flow is written for one session (`frames_for`), and its true book (`true_book`) so tests can compare the
-client's book with what the venue really holds.
+client's book with what the venue really holds. A venue with REST endpoints lists them in `rest_routes()`:
+the base then runs one HTTP server beside the WebSocket one (`rest_url`), started and closed with it, and
+`client_overrides()` points the client's `rest_url` at it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from data_manager.sim.clock import SimClock
+from data_manager.sim.http import Handler, HttpServer, Request, Response
 from data_manager.sim.market import Market
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class SimVenue:
     path = "/"
     supported_faults: ClassVar[tuple[str, ...]] = ()
     default_symbols: ClassVar[Mapping[str, str]] = {}
+    rest_not_found: ClassVar[Any] = None
+    """The body the venue's REST answers an unknown path with (None: a generic one)."""
 
     def __init__(self, market: Market, seed: int, settings: SimVenueSettings,
                  symbols: Mapping[str, str] | None = None, clock: SimClock | None = None,
@@ -98,11 +103,20 @@ class SimVenue:
         self.injected: list[tuple[str, int, int]] = []   # (fault kind, connection, after message): what was done
         self._step_lock = asyncio.Lock()
         self._server = None
+        self.http: HttpServer | None = None   # the REST server, while running, if the venue has routes
         self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        self._server = await serve(self._handle, self.host, 0, max_size=None, compression=None)
+        routes = dict(self.rest_routes())
+        if routes:
+            self.http = HttpServer(routes, self.host, self.rest_not_found, self.rest_fallback)
+            await self.http.start()
+        try:
+            self._server = await serve(self._handle, self.host, 0, max_size=None, compression=None)
+        except BaseException:
+            await self._close_rest()
+            raise
         if self.settings.rate > 0:
             self.spawn(self._pump())
         log.info("%s simulator listening on %s", self.name, self.ws_url)
@@ -113,6 +127,11 @@ class SimVenue:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await self._close_rest()
+
+    async def _close_rest(self) -> None:
+        if self.http is not None:
+            await self.http.close()
 
     def spawn(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -133,9 +152,30 @@ class SimVenue:
         unified = self.symbols[native] if native is not None else next(iter(self.symbols.values()))
         return self.market.mid_at(self.elapsed, unified)
 
+    @property
+    def rest_url(self) -> str:
+        """http://127.0.0.1:<port> of the REST server (once started; only a venue with routes has one)."""
+        if self.http is None:
+            raise RuntimeError(f"{self.name} simulator has no REST server (no routes, or not started)")
+        return self.http.url
+
     def client_overrides(self) -> dict[str, str]:
         """The settings a client changes to talk to this server instead of the venue."""
-        return {"url": self.ws_url}
+        overrides = {"url": self.ws_url}
+        if self.http is not None:
+            overrides["rest_url"] = self.rest_url
+        return overrides
+
+    # --- REST ---------------------------------------------------------------------------------
+    def rest_routes(self) -> Mapping[tuple[str, str], Handler]:
+        """{(method, path): async handler(request) -> Response}: the REST endpoints the venue serves,
+        read once at start. None by default, and then no REST server runs."""
+        return {}
+
+    async def rest_fallback(self, request: Request) -> Response | None:
+        """The answer to a request no route takes, for a venue that answers a family of paths itself
+        (an unknown symbol...); None: the generic 404 with `rest_not_found`."""
+        return None
 
     # --- the flow ---------------------------------------------------------------------------
     async def _pump(self) -> None:
