@@ -59,6 +59,7 @@ class Config:
     venues: dict[str, VenueConfig]
     simulator: SimulatorConfig
     logging: dict[str, Any] = field(default_factory=dict)
+    redis: dict[str, Any] = field(default_factory=dict)   # read by `serve` (l2_manager/service)
 
     @property
     def enabled(self) -> list[VenueConfig]:
@@ -213,10 +214,13 @@ def _config(path: str, data: Any) -> Config:
     logging_config = root.raw("logging", {})
     if not isinstance(logging_config, dict):
         raise root.fail("logging", "expected a logging.config.dictConfig mapping")
+    redis_config = root.raw("redis", {})
+    if not isinstance(redis_config, dict):
+        raise root.fail("redis", f"expected a mapping, got {_show(redis_config)}")
     root.done()
     if not any(v.enabled for v in venues.values()):
         raise ConfigError(path, "venues", "no venue is enabled")
-    return Config(path, venues, simulator, logging_config)
+    return Config(path, venues, simulator, logging_config, redis_config)
 
 
 def venue_settings(section: _Section, spec: VenueSpec) -> FeedSettings:
