@@ -233,9 +233,13 @@ class AnswerCommand:
                             help="level rows shown per tree (default 12; 0 shows none; --json has all)")
         parser.add_argument("--watch", type=positive_seconds, metavar="SECONDS",
                             help="keep running and redraw every SECONDS (JSON Lines with --json)")
+        parser.add_argument("--server", metavar="URL",
+                            help="ask a running `serve` (e.g. http://127.0.0.1:8765) instead of the venues")
 
     async def run(self, args: argparse.Namespace, config, venues) -> int:
         safe_streams()
+        if args.server:
+            return await _ask_server(args)
         orders = _order_sizes(args)
         overrides = _fee_overrides(args, venues)
         settings = {v.name: v.settings for v in venues}
@@ -248,6 +252,20 @@ class AnswerCommand:
 
 
 answer_command = AnswerCommand()
+
+
+async def _ask_server(args: argparse.Namespace) -> int:
+    """`--server URL`: the same answer, computed by a running `serve` from its warm books."""
+    from l2_manager.service.client import ServerError, fetch_answer
+
+    if args.watch or args.orders:
+        raise CommandError("--server answers one question at a time: leave out --watch and --orders")
+    try:
+        code, text, to_stderr = await fetch_answer(args.server, args)
+    except ServerError as exc:
+        raise CommandError(str(exc)) from None
+    print(text, file=sys.stderr if to_stderr else sys.stdout)
+    return code
 
 
 def _order_sizes(args: argparse.Namespace) -> list:
