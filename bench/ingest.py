@@ -1,252 +1,161 @@
-"""Ingest: recorded captures replayed from memory through our processors and through cryptofeed's.
+"""Ingest: each venue's frames through what a live connection runs, against cryptofeed and the ceiling.
 
-    python3 -m bench.ingest [--checksum] [--rounds N] [--json]
+    python3 -m bench.ingest [--venue NAME ...] [--rounds N] [--events N] [--no-rival] [--json]
 
-What is measured, per venue, in messages per second on one core (no network, no event loop for ours):
-each received frame of the capture goes to `processor.receive(text)`, then the best bid and ask of that
-book are read (`processor.best(side)`), as any consumer of the book does. "all" is the whole capture,
-"steady" the frames after the last full book (snapshot).
+What is timed, per stream, in frames per second on one core (no socket, no event loop):
+- ours: ONE processor built through the registry for every symbol of the capture (multiplexed venues
+  route each frame by symbol inside, as live), taken by `bench.shell.BenchShell`: every frame to
+  `processor.receive(text)`, its actions drained and executed after each frame, REST answers (KuMEX
+  token and snapshots, Bitstamp's snapshot) given when asked, and after every `BookChanged` the best bid
+  and ask of the book it names read through that book's `BookView` (sizes in base units). Twice: with
+  the decoder in use (msgspec when `requirements-fast.txt` is installed) and with the stdlib only.
+- cryptofeed 2.4.1 (Kraken, Gemini): its own feed handler over its capture
+  (`../shared/perf/cryptofeed_baseline.py`, as-is), reading the best bid and ask of the updated symbol
+  after every update. Kraken: cryptofeed speaks WS v1 and reads the v1 recording, we read its v2
+  conversion (the same order flow, `../shared/captures/README.md`); depth 1000 both.
+- ceiling: `bench.ceiling`, orjson + SortedDict with float keys, for every venue (the only yardstick
+  for Coinbase, KuMEX and Bitstamp, which cryptofeed's baseline does not replay).
 
-Fairness, so that the ratio means something:
-- Same order flow: cryptofeed's Kraken feed speaks WS v1, ours v2, so cryptofeed reads
-  `kraken_v1_book_depth1000_2021-04-17.jsonl` and we read its v2 conversion (same updates, one extra
-  `instrument` frame). Both use depth 1000. Gemini: both read `gemini_v2_l2_2021-06-24.jsonl`.
-- One processor per pair: a capture holds 10 pairs on one connection, ours keep one symbol each (as
-  they would on a single-pair connection). The frame's pair is found before timing (a list index per
-  frame); the instrument frame goes to every Kraken processor, connection-level frames (status,
-  heartbeats) to the first one.
-- Coinbase's `sequence_num` counts every frame of a connection; each product's frames are renumbered
-  so each product reads as its own connection would deliver it (cryptofeed has no Coinbase Advanced
-  Trade rival in `cryptofeed_baseline`, so Coinbase shows our figure only).
-- Checksums: cryptofeed validates Kraken's CRC32 only with `checksum_validation=True` (off by
-  default). Without `--checksum` ours runs `verify_checksums=False` and cryptofeed its default; with
-  `--checksum` both verify every book message.
-- Rounds interleave ours and cryptofeed's (alternating who goes first); rates are medians over rounds
-  and the ratio is the median of the per-round ratios. A round repeats a short capture (Gemini) until
-  it takes about 0.2 s. Every pass starts after `gc.collect()`, the collector staying on during it.
+"kraken" verifies no checksum on either side (ours: `verify_checksum` overridden to skip, cryptofeed's
+default, the ceiling none); "kraken+crc" verifies the CRC32 of every book frame on all three. "all" is
+the whole stream, "steady" the frames after the last whole book. Rounds interleave the variants (the
+order rotating each round, `bench.common.interleaved`); rates are medians over rounds; ratios are taken
+within each round, then their median.
 """
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import re
 import sys
-import time
-from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
-from bench.common import CAPTURES, PERF, emit, machine, median, table
-from data_manager.book import Side
-from data_manager.venues.base import VenueProcessor
-from data_manager.venues.coinbase import CoinbaseProcessor
-from data_manager.venues.gemini import GeminiProcessor
-from data_manager.venues.kraken import KrakenProcessor
+from bench.ceiling import ceiling_pass, stream_for
+from bench.common import PERF, emit, interleaved, machine, median, table
+from bench.shell import Factory, one_pass
+from bench.streams import Stream
+from data_manager import parse
+from data_manager.registry import venue
 
-KRAKEN_V2 = CAPTURES / "kraken_v2_book_depth1000_2021-04-17.ndjson"
-GEMINI_V2 = CAPTURES / "gemini_v2_l2_2021-06-24.jsonl"
-COINBASE_AT = CAPTURES / "coinbase_advanced_level2_2021-04-17.ndjson"
-KRAKEN_DEPTH = 1000
-ROUND_SECONDS = 0.2
-
-
-@dataclass
-class Replay:
-    """One venue's capture, ready to replay: frames, who gets each one, where the steady part starts."""
-
-    venue: str
-    symbols: list[str]
-    frames: list[tuple[int, str]]       # (processor index, text); a frame for all pairs appears once per pair
-    messages: int                       # received frames in the capture
-    steady_from: int                    # index into `frames`
-    steady_messages: int
-    make: Callable[[str, bool], VenueProcessor]
+STREAMS = ("kraken", "kraken+crc", "gemini", "coinbase", "kumex-l2", "kumex-l3", "bitstamp")
+RIVALS = {"kraken": ("kraken", False), "kraken+crc": ("kraken", True), "gemini": ("gemini", False)}
+TARGETS = {  # (decoder, rival) -> minimum ratio, from issue 15
+    ("msgspec", "cryptofeed"): {"kraken": 3.0, "kraken+crc": 2.5, "gemini": 3.0},
+    ("stdlib", "cryptofeed"): {"kraken": 2.5, "kraken+crc": 2.0, "gemini": 2.5},
+    ("msgspec", "ceiling"): dict.fromkeys(STREAMS, 0.7),
+}
 
 
-def _symbol_in(text: str, key: str) -> str | None:
-    """The first `"key":"value"` of a frame's text, without parsing it (routing is not what we time)."""
-    at = text.find(f'"{key}":"')
-    if at < 0:
-        return None
-    start = at + len(key) + 4
-    return text[start:text.index('"', start)]
+def _unchecked_kraken() -> Factory:
+    """Kraken's processor with the checksum switched off through its one documented switch."""
+    base = venue("kraken").processor
+
+    class Unchecked(base):  # type: ignore[misc, valid-type]
+        def verify_checksum(self, pair: Any, bids: Any, asks: Any, expected: int) -> bool:
+            return False
+
+    return Unchecked
 
 
-def kraken_replay() -> Replay:
-    texts = KRAKEN_V2.read_text().splitlines()
-    symbols = sorted({s for t in texts if t.startswith('{"channel":"book"') and (s := _symbol_in(t, "symbol"))})
-    index = {s: i for i, s in enumerate(symbols)}
-    frames, steady_from, steady_messages = [], 0, 0
-    for text in texts:
-        if text.startswith('{"channel":"instrument"'):
-            frames.extend((i, text) for i in range(len(symbols)))
-            continue
-        symbol = _symbol_in(text, "symbol")
-        frames.append((index.get(symbol, 0), text))
-        if text.startswith('{"channel":"book","type":"snapshot"'):
-            steady_from = len(frames)
-    steady_messages = len(frames) - steady_from
-    return Replay("kraken", symbols, frames, len(texts), steady_from, steady_messages,
-                  lambda symbol, checksum: KrakenProcessor(symbol, depth=KRAKEN_DEPTH, verify_checksums=checksum))
+def _ours(stream: Stream, factory: Factory | None, decoder: str) -> Callable[[], tuple[float, float]]:
+    def run() -> tuple[float, float]:
+        previous = parse.use_decoder(decoder)
+        try:
+            return one_pass(stream, factory)
+        finally:
+            parse.use_decoder(previous)
+    return run
 
 
-def gemini_replay() -> Replay:
-    texts = [rec["data"] for rec in map(json.loads, GEMINI_V2.read_text().splitlines()) if rec["dir"] == "in"]
-    symbols = sorted({s for t in texts if t.startswith('{"type":"l2_updates"') and (s := _symbol_in(t, "symbol"))})
-    index = {s: i for i, s in enumerate(symbols)}
-    frames, seen, steady_from = [], set(), 0
-    for text in texts:
-        symbol = _symbol_in(text, "symbol")
-        frames.append((index.get(symbol, 0), text))
-        if text.startswith('{"type":"l2_updates"') and symbol not in seen:  # first one = whole book
-            seen.add(symbol)
-            steady_from = len(frames)
-    return Replay("gemini", symbols, frames, len(texts), steady_from, len(frames) - steady_from,
-                  lambda symbol, checksum: GeminiProcessor(symbol))
-
-
-_SEQUENCE = re.compile(r'"sequence_num":\d+')
-
-
-def coinbase_replay() -> Replay:
-    texts = COINBASE_AT.read_text().splitlines()
-    symbols = sorted({s for t in texts if (s := _symbol_in(t, "product_id"))})
-    index = {s: i for i, s in enumerate(symbols)}
-    counters = [0] * len(symbols)
-    frames, steady_from = [], 0
-    for text in texts:
-        i = index.get(_symbol_in(text, "product_id"), 0)
-        text = _SEQUENCE.sub(f'"sequence_num":{counters[i]}', text, count=1)
-        counters[i] += 1
-        frames.append((i, text))
-        if '"type":"snapshot"' in text:
-            steady_from = len(frames)
-    return Replay("coinbase", symbols, frames, len(texts), steady_from, len(frames) - steady_from,
-                  lambda symbol, checksum: CoinbaseProcessor(symbol))
-
-
-def ours_pass(replay: Replay, checksum: bool) -> tuple[float, float]:
-    """One pass over the whole capture with fresh processors: (seconds all, seconds steady)."""
-    processors = [replay.make(symbol, checksum) for symbol in replay.symbols]
-    for processor in processors:
-        processor.reset()
-    frames = replay.frames
-    bid, ask = Side.BID, Side.ASK
-    t0 = time.perf_counter()
-    for i, text in frames[:replay.steady_from]:
-        processor = processors[i]
-        processor.receive(text)
-        processor.best(bid)
-        processor.best(ask)
-    t1 = time.perf_counter()
-    for i, text in frames[replay.steady_from:]:
-        processor = processors[i]
-        processor.receive(text)
-        processor.best(bid)
-        processor.best(ask)
-    t2 = time.perf_counter()
-    if any(not p.live for p in processors):
-        raise RuntimeError(f"{replay.venue}: a book is not live after the replay")
-    return t2 - t0, t2 - t1
-
-
-def _rival(venue: str, checksum: bool):
-    """cryptofeed's feed handler over its capture (shared/perf/cryptofeed_baseline.py, used as-is)."""
+def _rival(name: str) -> tuple[int, int, Callable[[], tuple[float, float]]]:
+    """(frames, steady frames, one pass) of cryptofeed's handler over its capture."""
     if str(PERF) not in sys.path:
         sys.path.insert(0, str(PERF))
     import cryptofeed_baseline as cf
-    frames = cf.load_frames(venue)
-    run = cf.runner(venue, read_bbo=True, checksum=checksum and venue == "kraken")
-    steady = len(frames) - cf.steady_start(venue, frames)
-    return frames, run, steady
+    capture, checksum = RIVALS[name]
+    frames = cf.load_frames(capture)
+    run = cf.runner(capture, read_bbo=True, checksum=checksum)
+    return len(frames), len(frames) - cf.steady_start(capture, frames), lambda: run(frames)
 
 
-def collected(one_pass: Callable, *args: object) -> tuple[float, float]:
-    """A pass that starts with no garbage left over from the previous one (the garbage collector stays
-    on during the pass, as in production)."""
-    gc.collect()
-    return one_pass(*args)
-
-
-def _repeats(seconds_per_pass: float) -> int:
-    return max(1, round(ROUND_SECONDS / max(seconds_per_pass, 1e-6)))
-
-
-def measure(replay: Replay, checksum: bool, rounds: int, rival: bool) -> dict:
-    """Interleaved rounds of ours and (if any) cryptofeed's; medians of rates and of per-round ratios."""
-    rival_frames = run = None
-    if rival:
-        rival_frames, run, rival_steady = _rival(replay.venue, checksum)
-        rival_repeats = _repeats(run(rival_frames)[0])   # also warms cryptofeed up
-    our_repeats = _repeats(ours_pass(replay, checksum)[0])
-    ours, theirs, ratios = [], [], []
-
-    def our_round() -> tuple[float, float]:
-        passes = [collected(ours_pass, replay, checksum) for _ in range(our_repeats)]
-        return (replay.messages * our_repeats / sum(a for a, _ in passes),
-                replay.steady_messages * our_repeats / sum(s for _, s in passes))
-
-    def their_round() -> tuple[float, float]:
-        passes = [collected(run, rival_frames) for _ in range(rival_repeats)]
-        return (len(rival_frames) * rival_repeats / sum(a for a, _ in passes),
-                rival_steady * rival_repeats / sum(s for _, s in passes))
-
-    for n in range(rounds):
-        if rival and n % 2:
-            theirs.append(their_round())
-            ours.append(our_round())
-        else:
-            ours.append(our_round())
-            if rival:
-                theirs.append(their_round())
-        if rival:
-            ratios.append((ours[-1][0] / theirs[-1][0], ours[-1][1] / theirs[-1][1]))
-    result = {
-        "messages": replay.messages, "steady_messages": replay.steady_messages, "pairs": len(replay.symbols),
-        "ours": {"all": median([a for a, _ in ours]), "steady": median([s for _, s in ours])},
-    }
-    if rival:
-        result["cryptofeed"] = {"all": median([a for a, _ in theirs]), "steady": median([s for _, s in theirs]),
-                                "messages": len(rival_frames), "steady_messages": rival_steady}
-        result["ratio"] = {"all": median([a for a, _ in ratios]), "steady": median([s for _, s in ratios])}
+def measure(name: str, rounds: int, events: int, rival: bool) -> dict[str, Any]:
+    base = name.split("+")[0]
+    stream = stream_for(base, events)
+    checksum = name == "kraken+crc"
+    factory = _unchecked_kraken() if base == "kraken" and not checksum else None
+    decoders = ["stdlib"] if parse.FAST_DECODE is None else ["msgspec", "stdlib"]
+    variants: dict[str, Callable[[], tuple[float, float]]] = {
+        f"ours {d}": _ours(stream, factory, d) for d in decoders}
+    counts = {v: (len(stream.frames), len(stream.steady)) for v in variants}
+    options = {"checksum": checksum} if base == "kraken" else {}
+    variants["ceiling"] = lambda: ceiling_pass(base, stream, **options)
+    counts["ceiling"] = counts[f"ours {decoders[0]}"]
+    if rival and name in RIVALS:
+        frames, steady, run = _rival(name)
+        variants["cryptofeed"] = run
+        counts["cryptofeed"] = (frames, steady)
+    passes = interleaved(variants, rounds)
+    rates = {v: [(counts[v][0] / a, counts[v][1] / s) for a, s in passes[v]] for v in variants}
+    result: dict[str, Any] = {"frames": len(stream.frames), "steady_frames": len(stream.steady),
+                              "symbols": len(stream.symbols), "input": stream.notes, "rates": {}, "ratios": {}}
+    for v, per_round in rates.items():
+        result["rates"][v] = {"all": median([a for a, _ in per_round]), "steady": median([s for _, s in per_round])}
+    for d in decoders:
+        for other in ("cryptofeed", "ceiling"):
+            if other in rates:
+                pairs = list(zip(rates[f"ours {d}"], rates[other]))
+                result["ratios"][f"{d} / {other}"] = {"all": median([o[0] / t[0] for o, t in pairs]),
+                                                      "steady": median([o[1] / t[1] for o, t in pairs])}
     return result
+
+
+def verdicts(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for (decoder, other), limits in TARGETS.items():
+        for name, limit in limits.items():
+            ratio = results.get(name, {}).get("ratios", {}).get(f"{decoder} / {other}")
+            if ratio is not None:
+                got = ratio["all"]
+                rows.append([f"{name}: ours ({decoder}) / {other}, all", f"{got:.2f}", f">= {limit}",
+                             "yes" if got >= limit else "NO"])
+    return rows
+
+
+def render(results: dict[str, Any], rounds: int) -> str:
+    decoders = ["stdlib"] if parse.FAST_DECODE is None else ["msgspec", "stdlib"]
+    parts = [f"Ingest, frames/s (median of {rounds} interleaved rounds); one processor per connection, "
+             "actions drained after every frame, best bid+ask of the changed book read after every change."]
+    for part in ("all", "steady"):
+        head = ["stream", "frames"] + [f"ours {d}" for d in decoders] + ["cryptofeed", "ceiling"]
+        head += [f"{d} / {o}" for d in decoders for o in ("cryptofeed", "ceiling")]
+        rows = []
+        for name, r in results.items():
+            row = [name, r["frames"] if part == "all" else r["steady_frames"]]
+            row += [r["rates"][f"ours {d}"][part] for d in decoders]
+            row += [r["rates"][v][part] if v in r["rates"] else "n/a" for v in ("cryptofeed", "ceiling")]
+            row += [f'{r["ratios"][k][part]:.2f}x' if k in r["ratios"] else "n/a"
+                    for k in (f"{d} / {o}" for d in decoders for o in ("cryptofeed", "ceiling"))]
+            rows.append(row)
+        parts.append(f"{'Whole stream' if part == 'all' else 'Steady part (after the last whole book)'}:\n\n"
+                     + table(head, rows))
+    parts.append("Inputs: " + "; ".join(f"{n}: {r['input']}" for n, r in results.items()))
+    rows = verdicts(results)
+    if rows:
+        parts.append(table(["target (issue 15)", "got", "limit", "ok"], rows))
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checksum", action="store_true",
-                        help="Kraken: verify the CRC32 on every book message (ours and cryptofeed's)")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--venue", choices=STREAMS, action="append", help="only these streams (default: all)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--events", type=int, default=60_000, help="frames of the simulated streams")
+    parser.add_argument("--no-rival", action="store_true", help="skip cryptofeed")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--venue", choices=("kraken", "gemini", "coinbase"), action="append",
-                        help="only these venues (default: all three)")
-    parser.add_argument("--no-rival", action="store_true", help="skip cryptofeed (ours only)")
     args = parser.parse_args(argv)
-    venues = args.venue or ["kraken", "gemini", "coinbase"]
-    builders = {"kraken": kraken_replay, "gemini": gemini_replay, "coinbase": coinbase_replay}
-    results = {}
-    for venue in venues:
-        rival = not args.no_rival and venue in ("kraken", "gemini")
-        results[venue] = measure(builders[venue](), args.checksum, args.rounds, rival)
-    checks = ("Kraken CRC32 verified on every book message by both (cryptofeed checksum_validation=True)"
-              if args.checksum else
-              "no checksum verification by either (ours verify_checksums=False, cryptofeed's default)")
-    payload = {"benchmark": "ingest", "rounds": args.rounds, "checksum": args.checksum, "checks": checks,
-               "bbo_read_after_every_message": True, "machine": machine(), "venues": results}
-    emit(args.json, payload, render(results, args.rounds, checks))
-
-
-def render(results: dict, rounds: int, checks: str) -> str:
-    rows = []
-    for venue, r in results.items():
-        cf = r.get("cryptofeed")
-        rows.append([venue, r["messages"], r["ours"]["all"], r["ours"]["steady"],
-                     cf["all"] if cf else "n/a", cf["steady"] if cf else "n/a",
-                     f'{r["ratio"]["all"]:.2f}x' if cf else "n/a", f'{r["ratio"]["steady"]:.2f}x' if cf else "n/a"])
-    head = ["venue", "msgs", "ours all/s", "ours steady/s", "cryptofeed all/s", "cryptofeed steady/s",
-            "ratio all", "ratio steady"]
-    return (f"Ingest, msgs/s (median of {rounds} interleaved rounds), best bid+ask read after every message;\n"
-            f"{checks}.\n\n" + table(head, rows))
+    results = {name: measure(name, args.rounds, args.events, not args.no_rival) for name in args.venue or STREAMS}
+    payload = {"benchmark": "ingest", "rounds": args.rounds, "decoder": parse.decoder_name(),
+               "bbo_read_after_every_change": True, "machine": machine(), "streams": results,
+               "targets": verdicts(results)}
+    emit(args.json, payload, render(results, args.rounds))
 
 
 if __name__ == "__main__":
