@@ -4,11 +4,13 @@
      ├── FeedError(venue)                 a venue's feed can no longer be trusted: resync it
      │    ├── MessageError(venue, reason, excerpt)      not JSON, or not the documented shape
      │    ├── SequenceGap(venue, expected, got)         a sequence number was skipped
+ │    │    └── EventChainBreak(venue, channel, ...)  Bitstamp: pre_event_id is not the last event_id
      │    ├── ChecksumMismatch(venue, expected, computed)
      │    ├── CrossedBook(venue, bid, ask)              best bid >= best ask after a message
      │    ├── BadLevel(venue, side, price, size)        a non-positive price or a negative size
      │    ├── SnapshotError(venue, reason)              a REST snapshot that cannot bridge the stream
      │    ├── ConnectionLost(venue, reason)             the socket closed under a live or syncing book
+ │    ├── ReconnectRequested(venue, data)           the venue asked us to reconnect (bts:request_reconnect)
      │    ├── StaleFeed(venue, age, max_age)            no data and no heartbeat for too long
      │    └── NoBook(venue, seconds)                    connected, but no usable book arrived in time
      ├── ConfigError(path, key, problem)  config.yml (or a CLI value) is wrong: exit 2
@@ -116,6 +118,30 @@ class SnapshotError(FeedError):
 
     def detail(self) -> str:
         return self.reason
+
+
+class EventChainBreak(SequenceGap):
+    """`pre_event_id` is not the previous event's `event_id` on the channel: an event was lost ("gap")."""
+
+    def __init__(self, venue: str, channel: str, expected: str, got: str) -> None:
+        super().__init__(venue, expected, got)  # event ids (strings), where SequenceGap has numbers
+        self.channel = channel
+
+    def detail(self) -> str:
+        return f"{self.channel}: pre_event_id {self.got} does not follow event_id {self.expected}"
+
+
+class ReconnectRequested(FeedError):
+    """The venue asked for a reconnect (Bitstamp `bts:request_reconnect`: maintenance)."""
+
+    kind = "request-reconnect"
+
+    def __init__(self, venue: str, data: object) -> None:
+        super().__init__(venue)
+        self.data = data
+
+    def detail(self) -> str:
+        return f"the venue asked for a reconnect (bts:request_reconnect, data {excerpt(repr(self.data), 80)})"
 
 
 class ConnectionLost(FeedError):

@@ -62,7 +62,8 @@ from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Sequence
 
 from data_manager.book import L3Book, Side
-from data_manager.errors import CrossedBook, FeedError, MessageError, SequenceGap, SnapshotError, excerpt
+from data_manager.errors import (CrossedBook, EventChainBreak, MessageError, ReconnectRequested, SnapshotError,
+                                 excerpt)
 from data_manager.feed import Fetch, FeedBook, FeedProcessor, FeedSettings, HttpRequest, OrderEvent, Send
 from data_manager.parse import decode_object, fast_level, integer, level, number, size
 from data_manager.registry import ConnectLimits, VenueSpec
@@ -102,30 +103,6 @@ _BID, _ASK = Side.BID, Side.ASK
 
 
 # --- errors of this protocol -----------------------------------------------------------------------
-class EventChainBreak(SequenceGap):
-    """`pre_event_id` is not the previous event's `event_id` on the channel: an event was lost ("gap")."""
-
-    def __init__(self, venue: str, channel: str, expected: str, got: str) -> None:
-        super().__init__(venue, expected, got)  # event ids (strings), where SequenceGap has numbers
-        self.channel = channel
-
-    def detail(self) -> str:
-        return f"{self.channel}: pre_event_id {self.got} does not follow event_id {self.expected}"
-
-
-class ReconnectRequested(FeedError):
-    """The venue sent `bts:request_reconnect` (maintenance: "a few seconds to reconnect", §4)."""
-
-    kind = "request-reconnect"
-
-    def __init__(self, venue: str, data: Any) -> None:
-        super().__init__(venue)
-        self.data = data
-
-    def detail(self) -> str:
-        return f"the venue asked for a reconnect (bts:request_reconnect, data {_short(self.data)})"
-
-
 # --- settings and symbols --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BitstampSettings(FeedSettings):
